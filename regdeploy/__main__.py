@@ -1,0 +1,3 @@
+from regdeploy.cli import main
+
+main()
