@@ -1,0 +1,184 @@
+"""Carry out a host's plan: image, directories, files (atomically), then the container.
+
+Order matters for "no partial change": the only step that can fail for outside reasons before
+anything is written (pulling the image) goes first. When the new container does not become
+healthy, the files it was given are put back and the previous container returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from regdeploy.container import OLD_SUFFIX, Definition, create_kwargs
+from regdeploy.errors import ApplyError, HostError, RegdeployError
+from regdeploy.health import wait_ready
+from regdeploy.plan import Plan
+from regdeploy.render import Rendered
+from regdeploy.spec import RegistrySpec
+from regdeploy.transport.base import Transport
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class _Undo:
+    """What to put back if the new container fails: old file contents (None = did not exist)."""
+
+    files: dict[str, tuple[bytes | None, int]]
+
+
+def apply_plan(
+    transport: Transport,
+    spec: RegistrySpec,
+    rendered: Rendered,
+    plan: Plan,
+    wanted: Definition,
+    ca_pem: bytes | None,
+    progress: Progress,
+    mask: Callable[[str], str],
+) -> None:
+    if not plan.changed:
+        return
+    client = transport.docker()
+    for change in plan.of_kind("image"):
+        from regdeploy.image import ensure_image
+
+        progress(f"pulling {change.target}")
+        wanted["image_id"] = ensure_image(client, change.target, progress=progress)
+
+    undo = _Undo(files={})
+    for change in plan.of_kind("dir"):
+        mode = next(d.mode for d in rendered.dirs if d.path == change.target)
+        if change.action == "create":
+            transport.makedirs(change.target, mode)
+        else:
+            transport.chmod(change.target, mode)
+    by_path = {f.path: f for f in rendered.files}
+    for change in plan.of_kind("file"):
+        f = by_path[change.target]
+        if change.action == "chmod":
+            transport.chmod(f.path, f.mode)
+            continue
+        undo.files[f.path] = (transport.read_file(f.path), f.mode)
+        transport.put_file(f.path, f.data, f.mode)
+
+    restored: list[str] = []
+
+    def restore() -> None:
+        restored.append(_restore_files(transport, undo))
+
+    try:
+        _apply_container(client, transport, spec, plan, wanted, ca_pem, progress, mask, restore)
+    except RegdeployError as exc:
+        raise ApplyError(f"{spec.host}: {exc}{''.join(restored)}") from None
+
+
+def _apply_container(
+    client: Any,
+    transport: Transport,
+    spec: RegistrySpec,
+    plan: Plan,
+    wanted: Definition,
+    ca_pem: bytes | None,
+    progress: Progress,
+    mask: Callable[[str], str],
+    restore: Callable[[], None],
+) -> None:
+    import docker.errors
+
+    for change in plan.of_kind("container"):
+        try:
+            if change.action == "create":
+                progress(f"starting container {spec.name}")
+                _start_new(client, transport, spec, wanted, ca_pem, mask, restore)
+            elif change.action in ("recreate", "adopt"):
+                progress(f"replacing container {spec.name} ({change.reason})")
+                _replace(client, transport, spec, wanted, ca_pem, mask, restore)
+            elif change.action == "start":
+                progress(f"starting container {spec.name}")
+                container = client.containers.get(spec.name)
+                container.start()
+                wait_ready(container, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+            elif change.action == "remove":
+                client.containers.get(change.target).remove(force=True)
+        except docker.errors.APIError as exc:
+            raise HostError(
+                f"container {change.target}: {change.action} failed: {exc.explanation or exc}"
+            ) from None
+
+
+def _start_new(
+    client: Any,
+    transport: Transport,
+    spec: RegistrySpec,
+    wanted: Definition,
+    ca_pem: bytes | None,
+    mask: Callable[[str], str],
+    restore: Callable[[], None],
+) -> None:
+    container = client.containers.create(**create_kwargs(spec, wanted, spec.name))
+    try:
+        container.start()
+        wait_ready(container, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+    except BaseException:
+        container.remove(force=True)
+        restore()
+        raise
+
+
+def _replace(
+    client: Any,
+    transport: Transport,
+    spec: RegistrySpec,
+    wanted: Definition,
+    ca_pem: bytes | None,
+    mask: Callable[[str], str],
+    restore: Callable[[], None],
+) -> None:
+    """Keep the old container aside until the new one serves; bring it back if it does not."""
+    import docker.errors
+
+    old = client.containers.get(spec.name)
+    was_running = old.status in ("running", "restarting")
+    aside = spec.name + OLD_SUFFIX
+    with contextlib.suppress(docker.errors.NotFound):
+        client.containers.get(aside).remove(force=True)
+    old.rename(aside)
+    try:
+        new = client.containers.create(**create_kwargs(spec, wanted, spec.name))
+    except BaseException:
+        old.rename(spec.name)
+        raise
+    try:
+        # Stop only now: the gap is stop + start + first answer, not image or create time.
+        old.stop(timeout=10)
+        new.start()
+        wait_ready(new, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+    except BaseException:
+        new.remove(force=True)
+        restore()  # before the old container starts again: it reads its files at start
+        old.rename(spec.name)
+        if was_running:
+            old.start()
+            # The caller reports the failure; the registry that served before should serve again
+            # when it does. If even the old one cannot start, that is the error worth showing.
+            wait_ready(old, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+        raise
+    old.remove()  # without v=True: anonymous volumes of an adopted container survive
+
+
+def _restore_files(transport: Transport, undo: _Undo) -> str:
+    failed = []
+    for path, (data, mode) in undo.files.items():
+        try:
+            if data is None:
+                continue  # new files are harmless without a container that reads them
+            transport.put_file(path, data, mode)
+        except RegdeployError:
+            failed.append(path)
+    if failed:
+        return f"; could not restore {', '.join(failed)}"
+    return "; the previous files were put back" if undo.files else ""

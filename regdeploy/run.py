@@ -1,0 +1,133 @@
+"""One run over the targeted hosts: load -> materials -> render (all hosts, before any change),
+then per host in parallel: gather facts -> plan -> apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from regdeploy.container import Definition, definition
+from regdeploy.errors import HostError, InputError, RegdeployError
+from regdeploy.inventory import Inventory, load_inventory
+from regdeploy.materials import HostMaterials, MaterialsBuilder
+from regdeploy.plan import Plan
+from regdeploy.render import Rendered, render
+from regdeploy.secrets import Masker, SecretResolver
+from regdeploy.spec import RegistrySpec, parse_spec
+from regdeploy.state import StateStore
+
+Progress = Callable[[str, str], None]  # (host, message)
+
+
+@dataclass(frozen=True)
+class HostJob:
+    name: str
+    vars: Mapping[str, Any]
+    spec: RegistrySpec
+    materials: HostMaterials
+    rendered: Rendered
+
+
+@dataclass
+class Run:
+    inventory: Inventory
+    state: StateStore
+    masker: Masker
+    jobs: list[HostJob] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HostOutcome:
+    plan: Plan | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def changed(self) -> bool:
+        return self.plan is not None and self.plan.changed
+
+
+def load_specs(
+    inventory_path: Path | None, limit: str | None
+) -> tuple[Inventory, list[tuple[str, Mapping[str, Any], RegistrySpec]]]:
+    inventory = load_inventory(inventory_path)
+    # Hosts without a `registry:` mapping (docker clients, CI runners) are in the inventory for
+    # other commands (certs trust) and for Ansible itself: they run no registry.
+    hosts = [h for h in inventory.select(limit) if "registry" in h.vars]
+    if not hosts:
+        where = f" matching --limit {limit!r}" if limit else ""
+        raise InputError(f"{inventory.source}: no host{where} has a `registry:` mapping")
+    specs = [
+        (h.name, h.vars, parse_spec(h.name, h.vars.get("registry"), h.origins, inventory.source))
+        for h in hosts
+    ]
+    return inventory, specs
+
+
+def prepare(inventory_path: Path | None, limit: str | None) -> Run:
+    """Everything that can be checked without touching a host. Raises InputError on bad input."""
+    inventory, specs = load_specs(inventory_path, limit)
+    masker = Masker()
+    state = StateStore.beside(inventory.base_dir)
+    builder = MaterialsBuilder(state, SecretResolver(state, masker))
+    run = Run(inventory, state, masker)
+    for name, host_vars, spec in specs:
+        materials = builder.build(spec, host_vars)
+        run.jobs.append(HostJob(name, host_vars, spec, materials, render(spec, materials)))
+    return run
+
+
+def wanted_definition(job: HostJob, image_id: str | None) -> Definition:
+    return definition(job.spec, image_id, job.rendered.restart_digest)
+
+
+def up_host(
+    job: HostJob, check: bool, with_diff: bool, adopt: bool, progress: Progress, masker: Masker
+) -> Plan:
+    from regdeploy.apply import apply_plan
+    from regdeploy.facts import gather, preflight
+    from regdeploy.plan import make_plan
+    from regdeploy.transport import open_transport
+
+    transport = open_transport(job.name, job.vars)
+    try:
+        facts = gather(transport, job.spec, job.rendered, want_contents=with_diff)
+        wanted = wanted_definition(job, facts.image_id)
+        plan = make_plan(job.spec, job.rendered, facts, wanted, with_diff)
+        if plan.changed:
+            preflight(transport, job.spec, facts, adopt)
+        if not check:
+            ca = job.materials.tls.ca_cert if job.materials.tls else None
+            apply_plan(
+                transport,
+                job.spec,
+                job.rendered,
+                plan,
+                wanted,
+                ca,
+                lambda m: progress(job.name, m),
+                masker.mask,
+            )
+        return plan
+    except RegdeployError as exc:
+        text = masker.mask(str(exc))
+        if not text.startswith(job.name + ":"):
+            text = f"{job.name}: {text}"
+        raise HostError(text) from None
+    finally:
+        transport.close()
+
+
+def outcomes(results: Mapping[str, Plan | RegdeployError]) -> dict[str, HostOutcome]:
+    return {
+        name: HostOutcome(None, str(r).removeprefix(f"{name}: "))
+        if isinstance(r, RegdeployError)
+        else HostOutcome(r, None)
+        for name, r in results.items()
+    }

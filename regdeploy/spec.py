@@ -1,0 +1,320 @@
+"""``RegistrySpec``: the typed, validated form of a host's ``registry:`` mapping.
+
+Every key is listed here with its default; an unknown key, a wrong type or a bad value is a
+``SpecError`` naming the file that set it, the host and the key path (with the closest known key).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from regdeploy import validate as v
+from regdeploy.secrets import SecretRef, secret_ref
+
+TLS_MODES = ("selfsigned", "ca", "provided", "none")
+KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+ACTIONS = ("push", "pull", "mount", "delete")
+LOG_LEVELS = ("error", "warn", "info", "debug")
+# Docker's own rule for container names.
+CONTAINER_NAME_RE = r"[a-zA-Z0-9][a-zA-Z0-9_.-]*"
+# htpasswd lines are NAME:HASH; the registry splits on the first ':' and trims nothing.
+USER_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}"
+GENERATED_HTTP_SECRET = SecretRef("generated", "http-secret")
+IMAGE_RE = r"[a-z0-9][a-z0-9._/:@-]*(?:[a-zA-Z0-9._:@-])*"
+
+
+@dataclass(frozen=True)
+class TlsSpec:
+    mode: str = "selfsigned"
+    sans: tuple[str, ...] = ()
+    key_type: str = "ecdsa-p256"
+    days: int = 397
+    ca_days: int = 3650
+    renew_before: int = 30
+    insecure: bool = False
+    ca_cert: SecretRef | None = None
+    ca_key: SecretRef | None = None
+    ca_key_passphrase: SecretRef | None = None
+    cert: SecretRef | None = None
+    key: SecretRef | None = None
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    name: str
+    password: SecretRef  # kind "generated" when the inventory gives none
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class AuthSpec:
+    users: tuple[UserSpec, ...]
+    bcrypt_cost: int = 10
+    realm: str = "regdeploy"
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    name: str
+    url: str
+    headers: tuple[tuple[str, SecretRef], ...] = ()
+    timeout: str = "1s"
+    threshold: int = 10
+    backoff: str = "1s"
+    ignoredmediatypes: tuple[str, ...] = ()
+    ignore_mediatypes: tuple[str, ...] = ()
+    ignore_actions: tuple[str, ...] = ()
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class NotificationsSpec:
+    endpoints: tuple[EndpointSpec, ...] = ()
+    includereferences: bool = True
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    host: str
+    name: str = "registry"
+    image: str = "registry:2"
+    version: int = 2
+    port: int = 5000
+    bind: str = "0.0.0.0"
+    config_dir: str = "/etc/regdeploy"
+    data_dir: str = "/var/lib/regdeploy"
+    restart: str = "unless-stopped"
+    templates_dir: str | None = None
+    log_level: str = "info"
+    delete_enabled: bool = True
+    readonly: bool = False
+    debug_port: int | None = None
+    health_timeout: float = 30.0
+    http_secret: SecretRef = GENERATED_HTTP_SECRET
+    tls: TlsSpec = TlsSpec()
+    auth: AuthSpec = AuthSpec(users=(UserSpec("admin", SecretRef("generated", "users/admin")),))
+    notifications: NotificationsSpec = NotificationsSpec()
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls.mode == "none" else "https"
+
+
+_TOP_KEYS = (
+    "name", "image", "version", "port", "bind", "config_dir", "data_dir", "restart", "templates_dir",
+    "log_level", "storage", "debug", "health_timeout", "http_secret", "tls", "auth", "notifications",
+)  # fmt: skip
+
+
+def parse_spec(
+    host: str, raw: Any, origins: Mapping[str, str] | None = None, source: str = "inventory"
+) -> RegistrySpec:
+    """Validate a host's merged ``registry`` mapping into a RegistrySpec (pure)."""
+    where = v.Where(host, "registry", origins or {}, source)
+    data = v.mapping(raw, where, _TOP_KEYS)
+    d = RegistrySpec(host=host)
+
+    def get(key: str, default: Any) -> Any:
+        value = data.get(key)
+        return default if value is None else value
+
+    image = v.string(get("image", d.image), where.child("image"), IMAGE_RE, "expected an image reference")
+    version = _version(data.get("version"), image, where.child("version"))
+    storage = v.mapping(data.get("storage"), where.child("storage"), ("delete", "readonly"))
+    debug = v.mapping(data.get("debug"), where.child("debug"), ("port",))
+    spec = RegistrySpec(
+        host=host,
+        name=v.string(
+            get("name", d.name), where.child("name"), CONTAINER_NAME_RE, "use letters, digits, _ . -"
+        ),
+        image=image,
+        version=version,
+        port=v.port(get("port", d.port), where.child("port")),
+        bind=v.ip_address(get("bind", d.bind), where.child("bind")),
+        config_dir=v.absolute_path(get("config_dir", d.config_dir), where.child("config_dir")),
+        data_dir=v.absolute_path(get("data_dir", d.data_dir), where.child("data_dir")),
+        restart=v.choice(get("restart", d.restart), where.child("restart"), RESTART_POLICIES),
+        templates_dir=(
+            None
+            if data.get("templates_dir") is None
+            else v.absolute_path(data["templates_dir"], where.child("templates_dir"))
+        ),
+        log_level=v.choice(get("log_level", d.log_level), where.child("log_level"), LOG_LEVELS),
+        delete_enabled=v.boolean(storage.get("delete", True), where.child("storage").child("delete")),
+        readonly=v.boolean(storage.get("readonly", False), where.child("storage").child("readonly")),
+        debug_port=None
+        if debug.get("port") is None
+        else v.port(debug["port"], where.child("debug").child("port")),
+        health_timeout=v.duration_seconds(
+            v.duration(get("health_timeout", "30s"), where.child("health_timeout"))
+        ),
+        http_secret=secret_ref(data.get("http_secret"), where.child("http_secret"), "http-secret"),
+        tls=_tls(data.get("tls"), where.child("tls")),
+        auth=_auth(data.get("auth"), where.child("auth")),
+        notifications=_notifications(data.get("notifications"), where.child("notifications")),
+    )
+    if spec.debug_port is not None and spec.debug_port == spec.port:
+        where.child("debug").child("port").fail(f"must differ from registry.port ({spec.port})")
+    return spec
+
+
+def _version(raw: Any, image: str, where: v.Where) -> int:
+    if raw is not None:
+        return v.integer(raw, where, 2, 3)
+    tag = image.rsplit("/", 1)[-1].partition("@")[0].partition(":")[2]
+    match = re.match(r"v?(\d+)", tag)
+    if match and match.group(1) in ("2", "3"):
+        return int(match.group(1))
+    if match:
+        where.fail(f"cannot tell the registry version from image tag {tag!r}: set registry.version to 2 or 3")
+    return 2  # untagged or named tags ("latest"): 2.x is what registry:latest has long been
+
+
+def _tls(raw: Any, where: v.Where) -> TlsSpec:
+    keys = ("mode", "sans", "key_type", "days", "ca_days", "renew_before", "insecure",
+            "ca_cert", "ca_key", "ca_key_passphrase", "cert", "key")  # fmt: skip
+    data = v.mapping(raw, where, keys)
+    d = TlsSpec()
+    mode = v.choice(data.get("mode", d.mode), where.child("mode"), TLS_MODES)
+    tls = TlsSpec(
+        mode=mode,
+        sans=v.string_list(data.get("sans"), where.child("sans")),
+        key_type=v.choice(data.get("key_type", d.key_type), where.child("key_type"), KEY_TYPES),
+        days=v.integer(data.get("days", d.days), where.child("days"), 1, 825),
+        ca_days=v.integer(data.get("ca_days", d.ca_days), where.child("ca_days"), 30, 36500),
+        renew_before=v.integer(data.get("renew_before", d.renew_before), where.child("renew_before"), 0, 365),
+        insecure=v.boolean(data.get("insecure", False), where.child("insecure")),
+        ca_cert=_optional_ref(data, "ca_cert", where),
+        ca_key=_optional_ref(data, "ca_key", where),
+        ca_key_passphrase=_optional_ref(data, "ca_key_passphrase", where),
+        cert=_optional_ref(data, "cert", where),
+        key=_optional_ref(data, "key", where),
+    )
+    if tls.renew_before >= tls.days:
+        where.child("renew_before").fail(f"must be less than tls.days ({tls.days})")
+    if mode == "none" and not tls.insecure:
+        where.child("mode").fail("'none' serves plain HTTP: set tls.insecure: true to confirm")
+    required = {"ca": ("ca_cert", "ca_key"), "provided": ("cert", "key")}.get(mode, ())
+    for key in required:
+        if data.get(key) is None:
+            where.child(key).fail(f"is required when tls.mode is {mode!r}")
+    return tls
+
+
+def _optional_ref(data: Mapping[str, Any], key: str, where: v.Where) -> SecretRef | None:
+    if data.get(key) is None:
+        return None
+    return secret_ref(data[key], where.child(key), None)
+
+
+def _auth(raw: Any, where: v.Where) -> AuthSpec:
+    data = v.mapping(raw, where, ("users", "bcrypt_cost", "realm"))
+    default = AuthSpec(users=RegistrySpec.auth.users)
+    if data.get("users") is None:
+        users = default.users
+    else:
+        items = v.sequence(data["users"], where.child("users"))
+        if not items:
+            where.child("users").fail("needs at least one user (the registry would refuse everyone)")
+        users = tuple(_user(item, where.child("users").child(i)) for i, item in enumerate(items))
+    seen: set[str] = set()
+    for i, user in enumerate(users):
+        if user.name in seen:
+            where.child("users").child(i).child("name").fail(f"duplicate user {user.name!r}")
+        seen.add(user.name)
+    if all(u.disabled for u in users):
+        where.child("users").fail("every user is disabled: the registry would refuse everyone")
+    return AuthSpec(
+        users=users,
+        bcrypt_cost=v.integer(
+            data.get("bcrypt_cost", default.bcrypt_cost), where.child("bcrypt_cost"), 4, 14
+        ),
+        realm=v.string(data.get("realm", default.realm), where.child("realm"), r"[^\"\n\\]+", "no quotes"),
+    )
+
+
+def _user(raw: Any, where: v.Where) -> UserSpec:
+    data = v.mapping(raw, where, ("name", "password", "disabled"))
+    name = v.string(
+        data.get("name"), where.child("name"), USER_NAME_RE,
+        "letters, digits, _ . @ - only (no ':' or whitespace), at most 64 characters",
+    )  # fmt: skip
+    return UserSpec(
+        name=name,
+        password=secret_ref(data.get("password"), where.child("password"), f"users/{name}"),
+        disabled=v.boolean(data.get("disabled", False), where.child("disabled")),
+    )
+
+
+def _notifications(raw: Any, where: v.Where) -> NotificationsSpec:
+    data = v.mapping(raw, where, ("endpoints", "events"))
+    events = v.mapping(data.get("events"), where.child("events"), ("includereferences",))
+    endpoints = tuple(
+        _endpoint(item, where.child("endpoints").child(i))
+        for i, item in enumerate(v.sequence(data.get("endpoints"), where.child("endpoints")))
+    )
+    names = [e.name for e in endpoints]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            where.child("endpoints").child(i).child("name").fail(f"duplicate endpoint {name!r}")
+    return NotificationsSpec(
+        endpoints=endpoints,
+        includereferences=v.boolean(
+            events.get("includereferences", True), where.child("events").child("includereferences")
+        ),
+    )
+
+
+def _endpoint(raw: Any, where: v.Where) -> EndpointSpec:
+    keys = (
+        "name",
+        "url",
+        "headers",
+        "timeout",
+        "threshold",
+        "backoff",
+        "ignoredmediatypes",
+        "ignore",
+        "disabled",
+    )
+    data = v.mapping(raw, where, keys)
+    d = EndpointSpec(name="", url="")
+    name = v.string(data.get("name"), where.child("name"), r"[A-Za-z0-9_.-]+", "letters, digits, _ . - only")
+    url = v.string(
+        data.get("url"), where.child("url"), r"https?://[^\s/]+(/\S*)?", "expected an http:// or https:// URL"
+    )
+    headers_raw = v.mapping(data.get("headers"), where.child("headers"), _AnyKey())
+    headers = tuple(
+        (key, secret_ref(value, where.child("headers").child(key), None, allow_literal=True))
+        for key, value in headers_raw.items()
+    )
+    for key, _ in headers:
+        if not re.fullmatch(r"[A-Za-z0-9-]+", key):
+            where.child("headers").child(key).fail("invalid HTTP header name")
+    ignore = v.mapping(data.get("ignore"), where.child("ignore"), ("mediatypes", "actions"))
+    actions = v.string_list(ignore.get("actions"), where.child("ignore").child("actions"))
+    for i, action in enumerate(actions):
+        v.choice(action, where.child("ignore").child("actions").child(i), ACTIONS)
+    return EndpointSpec(
+        name=name,
+        url=url,
+        headers=headers,
+        timeout=v.duration(data.get("timeout", d.timeout), where.child("timeout")),
+        threshold=v.integer(data.get("threshold", d.threshold), where.child("threshold"), 1, 1000),
+        backoff=v.duration(data.get("backoff", d.backoff), where.child("backoff")),
+        ignoredmediatypes=v.string_list(data.get("ignoredmediatypes"), where.child("ignoredmediatypes")),
+        ignore_mediatypes=v.string_list(ignore.get("mediatypes"), where.child("ignore").child("mediatypes")),
+        ignore_actions=actions,
+        disabled=v.boolean(data.get("disabled", False), where.child("disabled")),
+    )
+
+
+class _AnyKey(tuple[str, ...]):
+    """A 'known keys' list that accepts every key (header names are the user's own)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True

@@ -1,0 +1,97 @@
+"""``regdeploy status``: what runs on each host, read-only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from regdeploy.errors import HostError
+from regdeploy.facts import inspect_container
+from regdeploy.transport import open_transport
+
+if TYPE_CHECKING:
+    from regdeploy.run import HostJob
+
+
+def host_status(job: HostJob) -> dict[str, Any]:
+    spec = job.spec
+    transport = open_transport(job.name, job.vars)
+    try:
+        client = transport.docker()
+        container = inspect_container(client, spec.name)
+        out: dict[str, Any] = {
+            "ok": True,
+            "container": spec.name,
+            "running": bool(container and container.running),
+            "state": container.status if container else "absent",
+            "managed": bool(container and container.managed),
+            "image": spec.image,
+            "image_id": (container.image_id if container else None),
+            "ports": sorted(f"{ip}:{port}" for ip, port in container.host_ports) if container else [],
+            "url": f"{spec.scheme}://{transport.address}:{spec.port}",
+            "cert_not_after": None,
+            "cert_days_left": None,
+            "data_dir": spec.data_dir,
+            "data_bytes": transport.dir_size(spec.data_dir),
+            "repositories": None,
+            "error": None,
+        }
+        crt = transport.read_file(f"{spec.config_dir}/certs/server.crt") if spec.tls.mode != "none" else None
+        if crt:
+            from regdeploy import pki
+
+            info = pki.cert_info(crt)
+            out["cert_not_after"] = info.not_after.isoformat()
+            out["cert_days_left"] = info.days_left(datetime.now(UTC))
+        if out["running"]:
+            out["repositories"] = _repositories(job, transport.address)
+        return out
+    finally:
+        transport.close()
+
+
+def _repositories(job: HostJob, address: str) -> list[str] | None:
+    from regdeploy.registry_api import RegistryClient
+
+    user = next((u for u in job.spec.auth.users if not u.disabled), None)
+    if user is None:
+        return None
+    ca = job.materials.tls.ca_cert if job.materials.tls else None
+    client = RegistryClient(address, job.spec.port, ca, user.name, job.materials.passwords[user.name])
+    try:
+        return client.catalog()
+    except OSError as exc:
+        raise HostError(f"{job.name}: cannot list repositories: {exc}") from None
+
+
+def print_status(payload: dict[str, Any]) -> None:
+    for name, s in payload["hosts"].items():
+        if s.get("error"):
+            click.secho(f"{name}: FAILED: {s['error']}", fg="red")
+            continue
+        colour = "green" if s["running"] else "red"
+        click.secho(f"{name}: {s['container']} {s['state']}", fg=colour, bold=True)
+        click.echo(f"  url          {s['url']}   ports {', '.join(s['ports']) or '-'}")
+        click.echo(f"  image        {s['image']} ({(s['image_id'] or '-').removeprefix('sha256:')[:12]})")
+        if s["cert_not_after"]:
+            click.echo(
+                f"  certificate  valid until {s['cert_not_after'][:10]} ({s['cert_days_left']} days left)"
+            )
+        size = s["data_bytes"]
+        click.echo(f"  data         {s['data_dir']} ({_human(size) if size is not None else 'absent'})")
+        repos = s["repositories"]
+        if repos is not None:
+            click.echo(f"  repositories {len(repos)}" + (f": {', '.join(repos[:10])}" if repos else ""))
+            if len(repos) > 10:
+                click.echo(f"               ... and {len(repos) - 10} more")
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

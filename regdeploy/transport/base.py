@@ -1,0 +1,52 @@
+"""The one small interface every transport (local, SSH) implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import docker
+
+
+@dataclass(frozen=True)
+class FileState:
+    kind: str  # "file", "dir" or "other"
+    mode: int  # permission bits only
+    sha256: str | None  # files only
+
+
+class Transport(Protocol):
+    host: str  # inventory name
+
+    @property
+    def address(self) -> str:
+        """Where the control machine reaches this host's published ports."""
+        ...
+
+    def stat_many(self, paths: Sequence[str]) -> dict[str, FileState | None]: ...
+
+    def read_file(self, path: str) -> bytes | None: ...
+
+    def put_file(self, path: str, data: bytes, mode: int) -> None:
+        """Write atomically (temp file in the same directory, then rename) with ``mode``."""
+        ...
+
+    def makedirs(self, path: str, mode: int) -> None: ...
+
+    def chmod(self, path: str, mode: int) -> None: ...
+
+    def remove_tree(self, path: str) -> None: ...
+
+    def creatable_problem(self, path: str) -> str | None:
+        """Why directory ``path`` could not be created or written, or None when it can."""
+        ...
+
+    def port_in_use(self, bind: str, port: int) -> bool: ...
+
+    def dir_size(self, path: str) -> int | None: ...
+
+    def docker(self) -> docker.DockerClient: ...
+
+    def close(self) -> None: ...
