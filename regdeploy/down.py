@@ -19,14 +19,15 @@ def down_host(
     transport = open_transport(name, host_vars)
     changes: list[dict[str, str]] = []
     try:
-        client = transport.docker()
+        engine = transport.engine()
         for cname in (spec.name, spec.name + OLD_SUFFIX):
-            facts = inspect_container(client, cname)
+            facts = inspect_container(engine, cname)
             if facts is None:
                 continue
             if not facts.managed:
                 raise HostError(f"{name}: container {cname!r} was not created by regdeploy; not removing it")
-            client.api.remove_container(facts.id, force=True)  # never v=True: data lives in data_dir anyway
+            # Never v=True: anonymous volumes of an adopted container may hold someone's data.
+            transport.docker().api.remove_container(facts.id, force=True)
             changes.append({"resource": f"container:{cname}", "action": "remove", "reason": "down"})
         if purge_data:
             for path in (spec.data_dir, spec.config_dir):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from regdeploy.container import LABEL_MANAGED, OLD_SUFFIX, Definition, recorded_definition
-from regdeploy.errors import HostError, TransportError
+from regdeploy.errors import HostError
 from regdeploy.render import Rendered
 from regdeploy.spec import RegistrySpec
 from regdeploy.transport.base import FileState, Transport
+from regdeploy.transport.engine_api import Engine
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,9 @@ def gather(
 ) -> HostFacts:
     paths = [d.path for d in rendered.dirs] + [f.path for f in rendered.files]
     states = transport.stat_many(paths)
-    client = transport.docker()
-    container = inspect_container(client, spec.name)
-    leftover = inspect_container(client, spec.name + OLD_SUFFIX)
+    engine = transport.engine()
+    container = inspect_container(engine, spec.name)
+    leftover = inspect_container(engine, spec.name + OLD_SUFFIX)
     contents: dict[str, bytes] = {}
     if want_contents:
         for f in rendered.files:
@@ -54,7 +54,8 @@ def gather(
                 data = transport.read_file(f.path)
                 if data is not None:
                     contents[f.path] = data
-    return HostFacts(states, container, leftover, image_id(client, spec.image), contents)
+    image = engine.inspect_image(spec.image)
+    return HostFacts(states, container, leftover, str(image["Id"]) if image else None, contents)
 
 
 def preflight(transport: Transport, spec: RegistrySpec, facts: HostFacts, adopt: bool) -> None:
@@ -89,15 +90,10 @@ def _held_by_us(held: frozenset[tuple[str, int]], bind: str, port: int) -> bool:
     return any(p == port and (ip == bind or ip in ("", "0.0.0.0", "::")) for ip, p in held)
 
 
-def inspect_container(client: Any, name: str) -> ContainerFacts | None:
-    import docker.errors
-
-    try:
-        info = client.api.inspect_container(name)
-    except docker.errors.NotFound:
+def inspect_container(engine: Engine, name: str) -> ContainerFacts | None:
+    info = engine.inspect_container(name)
+    if info is None:
         return None
-    except docker.errors.APIError as exc:
-        raise TransportError(f"cannot inspect container {name}: {exc.explanation or exc}") from None
     labels = info.get("Config", {}).get("Labels") or {}
     ports: set[tuple[str, int]] = set()
     for bindings in (info.get("HostConfig", {}).get("PortBindings") or {}).values():
@@ -115,14 +111,3 @@ def inspect_container(client: Any, name: str) -> ContainerFacts | None:
         definition=recorded_definition(labels),
         host_ports=frozenset(ports),
     )
-
-
-def image_id(client: Any, ref: str) -> str | None:
-    import docker.errors
-
-    try:
-        return str(client.api.inspect_image(ref)["Id"])
-    except docker.errors.ImageNotFound:
-        return None
-    except docker.errors.NotFound:
-        return None

@@ -19,8 +19,7 @@ def host_status(job: HostJob) -> dict[str, Any]:
     spec = job.spec
     transport = open_transport(job.name, job.vars)
     try:
-        client = transport.docker()
-        container = inspect_container(client, spec.name)
+        container = inspect_container(transport.engine(), spec.name)
         out: dict[str, Any] = {
             "ok": True,
             "container": spec.name,

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import docker
 
+    from regdeploy.transport.engine_api import Engine
+
 
 @dataclass(frozen=True)
 class FileState:
@@ -47,6 +49,12 @@ class Transport(Protocol):
 
     def dir_size(self, path: str) -> int | None: ...
 
-    def docker(self) -> docker.DockerClient: ...
+    def engine(self) -> Engine:
+        """Read-only engine probes (inspect container/image), cheap to open: facts use these."""
+        ...
+
+    def docker(self) -> docker.DockerClient:
+        """The Docker SDK client for this host's engine: used when something must change."""
+        ...
 
     def close(self) -> None: ...

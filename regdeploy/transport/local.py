@@ -20,12 +20,15 @@ from regdeploy.transport.base import FileState
 if TYPE_CHECKING:
     import docker
 
+    from regdeploy.transport.engine_api import Engine
+
 
 class LocalTransport:
     def __init__(self, host: str, docker_host: str | None = None) -> None:
         self.host = host
         self._docker_host = docker_host
         self._client: docker.DockerClient | None = None
+        self._engine: Engine | None = None
 
     @property
     def address(self) -> str:
@@ -120,6 +123,17 @@ class LocalTransport:
                     total += os.lstat(os.path.join(root, name)).st_size
         return total
 
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from regdeploy.transport.engine_api import SdkEngine, SocketEngine
+
+            url = self._docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+            if url.startswith("unix://"):
+                self._engine = SocketEngine(self.host, url.removeprefix("unix://"))
+            else:
+                self._engine = SdkEngine(self.docker())
+        return self._engine
+
     def docker(self) -> docker.DockerClient:
         if self._client is None:
             from regdeploy.transport.engine import connect
@@ -128,6 +142,9 @@ class LocalTransport:
         return self._client
 
     def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
         if self._client is not None:
             self._client.close()
             self._client = None
