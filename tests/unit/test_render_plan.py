@@ -1,0 +1,191 @@
+"""Rendering and planning are pure: spec + materials -> files; files + facts -> changes with reasons."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import yaml
+
+from regdeploy.container import definition, differences
+from regdeploy.diffs import file_diff
+from regdeploy.facts import ContainerFacts, HostFacts
+from regdeploy.materials import HostMaterials, ResolvedEndpoint, TlsMaterial, UserEntry
+from regdeploy.plan import make_plan
+from regdeploy.render import Rendered, render
+from regdeploy.spec import RegistrySpec, parse_spec
+from regdeploy.transport.base import FileState
+
+SECRET = "http-secret-value-123"
+TOKEN = "Bearer webhook-token-xyz"
+
+
+def materials(tls: bool = True, endpoints: bool = False) -> HostMaterials:
+    return HostMaterials(
+        http_secret=SECRET,
+        users=(UserEntry("alice", "$2b$04$abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ01234"),),
+        passwords={"alice": "pw"},
+        endpoints=(
+            ResolvedEndpoint("ci", "http://127.0.0.1:9/h", (("Authorization", TOKEN),), "1s", 3, "1s",
+                             (), (), ("pull",), False),
+        ) if endpoints else (),
+        tls=TlsMaterial(b"CA", b"CERT", b"KEY", None) if tls else None,
+    )  # fmt: skip
+
+
+def spec(**raw: object) -> RegistrySpec:
+    return parse_spec("reg1", {"config_dir": "/srv/reg", "data_dir": "/srv/data", **raw})
+
+
+def matching_facts(s: RegistrySpec, rendered: Rendered, image_id: str = "sha256:img") -> HostFacts:
+    """Facts of a host that already has exactly what was rendered."""
+    paths: dict[str, FileState | None] = {d.path: FileState("dir", d.mode, None) for d in rendered.dirs}
+    paths.update({f.path: FileState("file", f.mode, f.sha256) for f in rendered.files})
+    wanted = definition(s, image_id, rendered.restart_digest)
+    container = ContainerFacts(
+        "cid", s.name, image_id, "running", "t0", True, wanted, frozenset({("0.0.0.0", s.port)})
+    )
+    return HostFacts(paths, container, None, image_id)
+
+
+def test_config_is_valid_yaml_with_the_settings() -> None:
+    s = spec(port=5443, storage={"delete": False}, debug={"port": 5001})
+    rendered = render(s, materials(endpoints=True))
+    config = yaml.safe_load(next(f for f in rendered.files if f.path.endswith("config.yml")).data)
+    assert config["version"] == 0.1
+    assert config["http"]["addr"] == ":5000"  # inside the container; the host port is published
+    assert config["http"]["secret"] == SECRET
+    assert config["http"]["tls"]["certificate"] == "/etc/regdeploy/certs/server.crt"
+    assert config["http"]["debug"]["addr"] == ":5001"
+    assert config["storage"]["delete"]["enabled"] is False
+    assert config["auth"]["htpasswd"]["path"] == "/etc/regdeploy/auth/htpasswd"
+    endpoint = config["notifications"]["endpoints"][0]
+    assert endpoint["headers"] == {"Authorization": [TOKEN]}
+    assert endpoint["ignore"]["actions"] == ["pull"]
+    assert set(config["storage"]) == {"filesystem", "delete", "maintenance", "cache"}  # 2.8: one driver only
+
+
+def test_quoting_blocks_yaml_injection() -> None:
+    # Validation refuses newlines in the realm; a value full of YAML syntax must still stay one string.
+    s = spec()
+    s = dataclasses.replace(s, auth=dataclasses.replace(s.auth, realm="a: b # c [d]"))
+    config = yaml.safe_load(render(s, materials()).files[0].data)
+    assert config["auth"]["htpasswd"]["realm"] == "a: b # c [d]"
+
+
+def test_file_set_and_modes() -> None:
+    rendered = render(spec(), materials())
+    modes = {f.path: (f.mode, f.restart) for f in rendered.files}
+    assert modes == {
+        "/srv/reg/config.yml": (0o600, True),
+        "/srv/reg/auth/htpasswd": (0o600, False),
+        "/srv/reg/certs/ca.crt": (0o644, False),
+        "/srv/reg/certs/server.crt": (0o644, True),
+        "/srv/reg/certs/server.key": (0o600, True),
+    }
+    htpasswd = next(f for f in rendered.files if f.path.endswith("htpasswd")).data
+    assert htpasswd == b"alice:$2b$04$abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ01234\n"
+
+
+def test_plain_http_has_no_tls_files() -> None:
+    rendered = render(spec(tls={"mode": "none", "insecure": True}), materials(tls=False))
+    assert not any("certs" in f.path for f in rendered.files)
+    assert "tls" not in yaml.safe_load(rendered.files[0].data)["http"]
+
+
+def test_matching_host_gives_an_empty_plan() -> None:
+    s = spec()
+    rendered = render(s, materials())
+    facts = matching_facts(s, rendered)
+    plan = make_plan(s, rendered, facts, definition(s, "sha256:img", rendered.restart_digest))
+    assert plan.changes == ()
+
+
+def test_empty_host_plans_everything() -> None:
+    s = spec()
+    rendered = render(s, materials())
+    facts = HostFacts({}, None, None, None)
+    plan = make_plan(s, rendered, facts, definition(s, None, rendered.restart_digest))
+    actions = [(c.kind, c.action) for c in plan.changes]
+    assert actions[0] == ("image", "pull")
+    assert actions.count(("dir", "create")) == 4
+    assert actions.count(("file", "create")) == 5
+    assert actions[-1] == ("container", "create")
+
+
+def test_htpasswd_change_is_live_and_config_change_recreates() -> None:
+    s = spec()
+    old = render(s, materials())
+    facts = matching_facts(s, old)
+    new_users = dataclasses.replace(materials(), users=(*materials().users, UserEntry("bob", "$2b$04$x")))
+    new = render(s, new_users)
+    plan = make_plan(s, new, facts, definition(s, "sha256:img", new.restart_digest))
+    assert [(c.kind, c.action) for c in plan.changes] == [("file", "update")]
+    assert "no restart" in plan.changes[0].reason
+
+    changed = render(spec(log_level="debug"), materials())
+    plan = make_plan(s, changed, facts, definition(s, "sha256:img", changed.restart_digest))
+    assert [(c.kind, c.action) for c in plan.changes] == [("file", "update"), ("container", "recreate")]
+    assert "reads them only at start" in plan.changes[1].reason
+
+
+def test_stopped_container_is_started_and_foreign_one_adopted() -> None:
+    s = spec()
+    rendered = render(s, materials())
+    facts = matching_facts(s, rendered)
+    assert facts.container is not None
+    stopped = dataclasses.replace(facts, container=dataclasses.replace(facts.container, status="exited"))
+    wanted = definition(s, "sha256:img", rendered.restart_digest)
+    assert [c.action for c in make_plan(s, rendered, stopped, wanted).changes] == ["start"]
+    foreign = dataclasses.replace(facts, container=dataclasses.replace(facts.container, managed=False))
+    assert [c.action for c in make_plan(s, rendered, foreign, wanted).changes] == ["adopt"]
+
+
+def test_mode_drift_is_a_chmod() -> None:
+    s = spec()
+    rendered = render(s, materials())
+    facts = matching_facts(s, rendered)
+    paths = dict(facts.paths)
+    paths["/srv/reg/certs/server.key"] = FileState("file", 0o644, paths["/srv/reg/certs/server.key"].sha256)  # type: ignore[union-attr]
+    plan = make_plan(
+        s,
+        rendered,
+        dataclasses.replace(facts, paths=paths),
+        definition(s, "sha256:img", rendered.restart_digest),
+    )
+    assert [(c.target, c.action, c.reason) for c in plan.changes] == [
+        ("/srv/reg/certs/server.key", "chmod", "mode 644 -> 600")
+    ]
+
+
+def test_differences_name_each_aspect() -> None:
+    s = spec()
+    base = definition(s, "sha256:aaa", "d1")
+    assert differences(base, base) == []
+    moved = definition(spec(port=6000, restart="always"), "sha256:bbb", "d2")
+    reasons = differences(moved, base)
+    assert "ports 0.0.0.0:5000 -> 0.0.0.0:6000" in reasons
+    assert "restart policy unless-stopped -> always" in reasons
+    assert any(r.startswith("image registry:2 changed (aaa -> bbb)") for r in reasons)
+    assert any("config.yml or TLS files changed" in r for r in reasons)
+    assert differences(base, None) == ["the container carries no regdeploy definition"]
+
+
+def test_debug_port_is_published_on_loopback_only() -> None:
+    ports = definition(spec(debug={"port": 5901}), None, "d")["ports"]
+    assert {"container": "5001/tcp", "host_ip": "127.0.0.1", "host_port": 5901} in ports
+
+
+def test_registry_3_gets_otel_off() -> None:
+    assert definition(spec(image="registry:3"), None, "d")["env"] == {"OTEL_TRACES_EXPORTER": "none"}
+    assert definition(spec(), None, "d")["env"] == {}
+
+
+def test_config_diff_masks_secrets() -> None:
+    s = spec()
+    before = render(s, materials()).files[0]
+    after = render(s, materials(endpoints=True)).files[0]
+    diff = file_diff(after, before.data)
+    assert "+notifications:" in diff
+    assert SECRET not in diff and TOKEN not in diff
+    assert "********" in diff
+    assert file_diff(render(s, materials()).files[4], b"old") == "(private key: not shown)"
