@@ -18,6 +18,7 @@ from regdeploy.render import Rendered, render
 from regdeploy.secrets import Masker, SecretResolver
 from regdeploy.spec import RegistrySpec, parse_spec
 from regdeploy.state import StateStore
+from regdeploy.users import state_user_names, with_state_users
 
 Progress = Callable[[str, str], None]  # (host, message)
 
@@ -77,7 +78,9 @@ def prepare(inventory_path: Path | None, limit: str | None) -> Run:
     state = StateStore.beside(inventory.base_dir)
     builder = MaterialsBuilder(state, SecretResolver(state, masker))
     run = Run(inventory, state, masker)
-    for name, host_vars, spec in specs:
+    extra_users = state_user_names(state)
+    for name, host_vars, inventory_spec in specs:
+        spec = with_state_users(inventory_spec, extra_users)
         materials = builder.build(spec, host_vars)
         run.jobs.append(HostJob(name, host_vars, spec, materials, render(spec, materials)))
     return run
@@ -99,7 +102,8 @@ def up_host(
     try:
         facts = gather(transport, job.spec, job.rendered, want_contents=with_diff)
         wanted = wanted_definition(job, facts.image_id)
-        plan = make_plan(job.spec, job.rendered, facts, wanted, with_diff)
+        tls_reason = job.materials.tls.reason if job.materials.tls else None
+        plan = make_plan(job.spec, job.rendered, facts, wanted, with_diff, tls_reason)
         if plan.changed:
             preflight(transport, job.spec, facts, adopt)
         if not check:

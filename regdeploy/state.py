@@ -15,6 +15,7 @@ from pathlib import Path
 from regdeploy.errors import InputError
 
 STATE_DIR_NAME = ".regdeploy"
+_DELETED = b"\0regdeploy-deleted\0"  # a sentinel object: compared by identity, never written
 
 
 class StateStore:
@@ -33,7 +34,8 @@ class StateStore:
 
     def read(self, key: str) -> bytes | None:
         if key in self._pending:
-            return self._pending[key]
+            pending = self._pending[key]
+            return None if pending is _DELETED else pending
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
@@ -45,6 +47,11 @@ class StateStore:
         """Stage a write; it reaches the disk on commit()."""
         self._path(key)
         self._pending[key] = data
+
+    def delete(self, key: str) -> None:
+        """Stage a removal; it reaches the disk on commit()."""
+        self._path(key)
+        self._pending[key] = _DELETED
 
     def get_or_create(self, key: str, factory: Callable[[], bytes]) -> bytes:
         existing = self.read(key)
@@ -66,6 +73,9 @@ class StateStore:
             self._ensure_root()
             for key, data in sorted(self._pending.items()):
                 path = self._path(key)
+                if data is _DELETED:
+                    path.unlink(missing_ok=True)
+                    continue
                 _makedirs_private(path.parent, self.root)
                 _atomic_write(path, data)
         except OSError as exc:

@@ -32,9 +32,10 @@ def cli() -> None:
 
 def _register() -> None:
     # Imported here so that each command module stays independent of the others.
-    from regdeploy.cli import image, lifecycle
+    from regdeploy.cli import image, lifecycle, verify
+    from regdeploy.cli import users as users_cli
 
-    for module in (lifecycle, image):
+    for module in (lifecycle, image, users_cli, verify):
         module.register(cli)
 
 

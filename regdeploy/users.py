@@ -1,0 +1,102 @@
+"""Registry users beyond the inventory's, password rotation, and pushing htpasswd alone.
+
+Users normally live in the inventory (``registry.auth.users``). ``users add`` keeps extra users in the
+state directory (``users.json``, names only; passwords under ``secrets/users/NAME``, 0600), and every
+command that renders htpasswd merges them in. The registry re-reads htpasswd when its mtime changes,
+so pushing it is the whole change: no restart, no dropped request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Sequence
+
+from regdeploy.errors import HostError, InputError, RegdeployError
+from regdeploy.htpasswd import MAX_PASSWORD_BYTES
+from regdeploy.plan import Plan
+from regdeploy.secrets import Masker, SecretRef
+from regdeploy.spec import USER_NAME_RE, RegistrySpec, UserSpec
+from regdeploy.state import StateStore
+
+USERS_KEY = "users.json"
+
+
+def state_user_names(state: StateStore) -> list[str]:
+    raw = state.read(USERS_KEY)
+    if not raw:
+        return []
+    try:
+        names = json.loads(raw)
+    except ValueError:
+        raise InputError(f"{state.root / USERS_KEY}: not valid JSON") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InputError(f"{state.root / USERS_KEY}: expected a list of user names")
+    return names
+
+
+def save_state_user_names(state: StateStore, names: Sequence[str]) -> None:
+    state.write(USERS_KEY, (json.dumps(sorted(set(names)), indent=1) + "\n").encode())
+
+
+def password_key(name: str) -> str:
+    return f"users/{name}"
+
+
+def with_state_users(spec: RegistrySpec, names: Sequence[str]) -> RegistrySpec:
+    """The spec with the state directory's users appended (the inventory's own take precedence)."""
+    known = {u.name for u in spec.auth.users}
+    extra = tuple(UserSpec(n, SecretRef("generated", password_key(n))) for n in names if n not in known)
+    if not extra:
+        return spec
+    return dataclasses.replace(spec, auth=dataclasses.replace(spec.auth, users=spec.auth.users + extra))
+
+
+def check_name(name: str) -> None:
+    if not re.fullmatch(USER_NAME_RE, name):
+        raise InputError(
+            f"user name {name!r}: letters, digits, _ . @ - only (no ':' or whitespace), at most 64 characters"
+        )
+
+
+def check_password(password: str, source: str) -> str:
+    if not password:
+        raise InputError(f"{source}: empty password")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise InputError(
+            f"{source}: password is {len(password.encode())} bytes; bcrypt uses at most {MAX_PASSWORD_BYTES}"
+        )
+    if "\n" in password or "\r" in password:
+        raise InputError(f"{source}: password contains a line break")
+    return password
+
+
+def push_htpasswd(job: object, masker: Masker, progress: Callable[[str, str], None]) -> Plan:
+    """Bring one host's htpasswd to the rendered one, and nothing else: no other file, no container."""
+    from regdeploy.apply import apply_plan
+    from regdeploy.facts import gather
+    from regdeploy.plan import make_plan
+    from regdeploy.run import HostJob, wanted_definition
+    from regdeploy.transport import open_transport
+
+    assert isinstance(job, HostJob)
+    path = f"{job.spec.config_dir}/auth/htpasswd"
+    transport = open_transport(job.name, job.vars)
+    try:
+        facts = gather(transport, job.spec, job.rendered)
+        if facts.container is None or facts.paths.get(f"{job.spec.config_dir}/auth") is None:
+            raise HostError(f"{job.name}: no registry deployed here yet: run `regdeploy up` first")
+        wanted = wanted_definition(job, facts.image_id)
+        full = make_plan(job.spec, job.rendered, facts, wanted)
+        plan = Plan(job.name, tuple(c for c in full.changes if c.kind == "file" and c.target == path))
+        ca = job.materials.tls.ca_cert if job.materials.tls else None
+        apply_plan(
+            transport, job.spec, job.rendered, plan, wanted, ca, lambda m: progress(job.name, m), masker.mask
+        )
+        return plan
+    except RegdeployError as exc:
+        text = masker.mask(str(exc))
+        raise HostError(text if text.startswith(f"{job.name}:") else f"{job.name}: {text}") from None
+    finally:
+        transport.close()
