@@ -1,0 +1,274 @@
+"""The relay's configuration file (YAML), validated with the file and key path in every message.
+
+It lives in its own file, not the inventory: the relay is a separate service (often on another
+host than the registry), and ``registry.notifications`` only holds what the registry itself reads.
+
+    listen: {bind: 172.17.0.1, port: 5080, token: {env: RELAY_TOKEN}}
+    queue: {dir: /var/lib/regdeploy-relay, max_events: 1000}
+    retry: {initial: 1s, max: 5m}
+    timeout: 10s
+    targets:
+      - name: actions
+        type: github
+        repository: acme/deploy
+        token: {env: GITHUB_TOKEN}
+        event_type: registry-push
+        repositories: ["team/*"]
+        tags: ["v*"]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from regdeploy.errors import InputError
+from regdeploy.secrets import SecretRef
+from regdeploy.validate import duration_seconds, suggest, type_name
+
+DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_EVENT_TYPE = "registry-push"
+DEFAULT_TOKEN_HEADER = "X-Relay-Token"
+DEFAULT_SIGNATURE_HEADER = "X-Regdeploy-Signature-256"
+TARGET_TYPES = ("github", "generic")
+_NAME_RE = r"[A-Za-z0-9_.-]+"
+_OWNER_REPO_RE = r"[A-Za-z0-9-]+/[A-Za-z0-9_.-]+"
+_URL_RE = r"https?://[^\s/?#]+(/[^\s#]*)?"
+_HEADER_RE = r"[A-Za-z0-9-]+"
+_DURATION_RE = r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+"
+# GitHub refuses an event_type longer than 100 characters.
+_EVENT_TYPE_MAX = 100
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    name: str
+    type: str  # github | generic
+    repositories: tuple[str, ...] = ("*",)
+    tags: tuple[str, ...] = ("*",)
+    # github
+    repository: str = ""
+    token: SecretRef | None = None
+    api_url: str = DEFAULT_API_URL
+    event_type: str = DEFAULT_EVENT_TYPE
+    # generic
+    url: str = ""
+    secret: SecretRef | None = None
+    signature_header: str = DEFAULT_SIGNATURE_HEADER
+
+    @property
+    def endpoint(self) -> str:
+        """Where deliveries go (a token is never part of it)."""
+        if self.type == "github":
+            return f"{self.api_url.rstrip('/')}/repos/{self.repository}/dispatches"
+        return self.url
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    queue_dir: Path
+    targets: tuple[TargetConfig, ...]
+    bind: str = "127.0.0.1"
+    port: int = 5080
+    token: SecretRef | None = None
+    token_header: str = DEFAULT_TOKEN_HEADER
+    max_events: int = 1000
+    retry_initial: float = 1.0
+    retry_max: float = 300.0
+    timeout: float = 10.0
+
+
+class _Key:
+    """A key path in the file, for messages: ``relay.yml: targets[0].token: is required``."""
+
+    def __init__(self, source: str, path: str = "") -> None:
+        self.source = source
+        self.path = path
+
+    def child(self, key: str | int) -> _Key:
+        part = f"[{key}]" if isinstance(key, int) else (f".{key}" if self.path else key)
+        return _Key(self.source, self.path + part)
+
+    def fail(self, message: str) -> NoReturn:
+        raise InputError(f"{self.source}: {self.path or '(top level)'}: {message}")
+
+
+def _mapping(value: Any, key: _Key, known: Sequence[str]) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        key.fail(f"must be a mapping, got {type_name(value)}")
+    for name in value:
+        if name not in known:
+            hint = suggest(str(name), known)
+            key.child(str(name)).fail(f"unknown key{hint}; known keys: {', '.join(known)}")
+    return value
+
+
+def _string(value: Any, key: _Key, pattern: str | None = None, hint: str = "") -> str:
+    if not isinstance(value, str) or not value:
+        key.fail(f"must be a non-empty string, got {type_name(value)} {value!r}")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        key.fail(f"invalid value {value!r}{': ' + hint if hint else ''}")
+    return value
+
+
+def _integer(value: Any, key: _Key, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        key.fail(f"must be an integer, got {type_name(value)} {value!r}")
+    if not low <= value <= high:
+        key.fail(f"{value} is out of range {low}..{high}")
+    return value
+
+
+def _seconds(value: Any, key: _Key) -> float:
+    if not isinstance(value, str) or not re.fullmatch(_DURATION_RE, value):
+        key.fail(f"invalid duration {value!r}: use Go syntax such as 500ms, 2s, 1m30s")
+    seconds = duration_seconds(value)
+    if seconds <= 0:
+        key.fail("must be more than zero")
+    return seconds
+
+
+def _patterns(value: Any, key: _Key) -> tuple[str, ...]:
+    if value is None:
+        return ("*",)
+    if not isinstance(value, list) or not value:
+        key.fail("must be a non-empty list of glob patterns (omit it to match everything)")
+    return tuple(_string(item, key.child(i)) for i, item in enumerate(value))
+
+
+def _secret(value: Any, key: _Key, required: bool) -> SecretRef | None:
+    if value is None:
+        if required:
+            key.fail("is required: {env: VARIABLE} or {file: PATH}")
+        return None
+    if isinstance(value, Mapping) and len(value) == 1:
+        ((kind, name),) = value.items()
+        if kind in ("env", "file") and isinstance(name, str) and name:
+            return SecretRef(kind, os.path.expanduser(name) if kind == "file" else name)
+    if isinstance(value, str):
+        key.fail("write secrets as {env: VARIABLE} or {file: PATH}, not inline")
+    key.fail("must be {env: VARIABLE} or {file: PATH}")
+
+
+def parse_config(raw: Any, source: str, base_dir: Path | None = None) -> RelayConfig:
+    """Validate a parsed relay file; relative queue dirs are relative to the file's directory."""
+    top = _Key(source)
+    data = _mapping(raw, top, ("listen", "queue", "retry", "timeout", "targets"))
+    listen = _mapping(data.get("listen"), top.child("listen"), ("bind", "port", "token", "token_header"))
+    queue = _mapping(data.get("queue"), top.child("queue"), ("dir", "max_events"))
+    retry = _mapping(data.get("retry"), top.child("retry"), ("initial", "max"))
+    if queue.get("dir") is None:
+        top.child("queue").child("dir").fail("is required: where undelivered events are kept")
+    queue_dir = Path(os.path.expanduser(_string(queue["dir"], top.child("queue").child("dir"))))
+    if not queue_dir.is_absolute() and base_dir is not None:
+        queue_dir = base_dir / queue_dir
+    raw_targets = data.get("targets")
+    if not isinstance(raw_targets, list) or not raw_targets:
+        top.child("targets").fail("needs at least one target (type: github or generic)")
+    targets = tuple(_target(item, top.child("targets").child(i)) for i, item in enumerate(raw_targets))
+    names = [t.name for t in targets]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            top.child("targets").child(i).child("name").fail(f"duplicate target {name!r}")
+    d = RelayConfig(queue_dir=queue_dir, targets=targets)
+    initial = _seconds(retry.get("initial", "1s"), top.child("retry").child("initial"))
+    most = _seconds(retry.get("max", "5m"), top.child("retry").child("max"))
+    if most < initial:
+        top.child("retry").child("max").fail(f"must be at least retry.initial ({initial:g}s)")
+    return RelayConfig(
+        queue_dir=queue_dir,
+        targets=targets,
+        bind=_string(listen.get("bind", d.bind), top.child("listen").child("bind")),
+        port=_integer(listen.get("port", d.port), top.child("listen").child("port"), 0, 65535),
+        token=_secret(listen.get("token"), top.child("listen").child("token"), required=False),
+        token_header=_string(
+            listen.get("token_header", d.token_header),
+            top.child("listen").child("token_header"),
+            _HEADER_RE,
+            "an HTTP header name",
+        ),
+        max_events=_integer(
+            queue.get("max_events", d.max_events), top.child("queue").child("max_events"), 1, 1_000_000
+        ),
+        retry_initial=initial,
+        retry_max=most,
+        timeout=_seconds(data.get("timeout", "10s"), top.child("timeout")),
+    )
+
+
+def _target(raw: Any, key: _Key) -> TargetConfig:
+    common = ("name", "type", "repositories", "tags")
+    github = ("repository", "token", "api_url", "event_type")
+    generic = ("url", "secret", "signature_header")
+    if not isinstance(raw, Mapping):
+        key.fail(f"must be a mapping, got {type_name(raw)}")
+    kind = raw.get("type")
+    if kind not in TARGET_TYPES:
+        hint = suggest(str(kind), TARGET_TYPES)
+        key.child("type").fail(f"unknown value {kind!r}{hint}; expected one of {', '.join(TARGET_TYPES)}")
+    data = _mapping(raw, key, common + (github if kind == "github" else generic))
+    name = _string(data.get("name"), key.child("name"), _NAME_RE, "letters, digits, _ . - only")
+    repositories = _patterns(data.get("repositories"), key.child("repositories"))
+    tags = _patterns(data.get("tags"), key.child("tags"))
+    if kind == "github":
+        event_type = _string(data.get("event_type", DEFAULT_EVENT_TYPE), key.child("event_type"))
+        if len(event_type) > _EVENT_TYPE_MAX:
+            key.child("event_type").fail(f"GitHub accepts at most {_EVENT_TYPE_MAX} characters")
+        return TargetConfig(
+            name=name,
+            type=kind,
+            repositories=repositories,
+            tags=tags,
+            repository=_string(
+                data.get("repository"), key.child("repository"), _OWNER_REPO_RE, "expected OWNER/REPO"
+            ),
+            token=_secret(data.get("token"), key.child("token"), required=True),
+            api_url=_string(
+                data.get("api_url", DEFAULT_API_URL),
+                key.child("api_url"),
+                _URL_RE,
+                "expected an http:// or https:// URL",
+            ).rstrip("/"),
+            event_type=event_type,
+        )
+    return TargetConfig(
+        name=name,
+        type="generic",
+        repositories=repositories,
+        tags=tags,
+        url=_string(data.get("url"), key.child("url"), _URL_RE, "expected an http:// or https:// URL"),
+        secret=_secret(data.get("secret"), key.child("secret"), required=False),
+        signature_header=_string(
+            data.get("signature_header", DEFAULT_SIGNATURE_HEADER),
+            key.child("signature_header"),
+            _HEADER_RE,
+            "an HTTP header name",
+        ),
+    )
+
+
+def read_config_file(path: Path) -> Any:
+    """The file's parsed YAML, not yet validated (the CLI lays its overrides over it first)."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: relay configuration file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    return raw
+
+
+def load_config(path: Path) -> RelayConfig:
+    return parse_config(read_config_file(path), str(path), path.parent)
