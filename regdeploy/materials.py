@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from regdeploy.errors import InputError, SpecError
+from regdeploy.errors import SpecError
 from regdeploy.htpasswd import HashCache, PasswordError
 from regdeploy.secrets import SecretResolver
 from regdeploy.spec import EndpointSpec, RegistrySpec
@@ -26,10 +26,15 @@ CA_CERT_KEY = "ca/ca.crt"
 
 @dataclass(frozen=True)
 class TlsMaterial:
-    ca_cert: bytes
-    server_chain: bytes
+    ca_cert: bytes  # the CA clients trust (certs.d's ca.crt, the health probe's anchor)
+    server_chain: bytes  # leaf first, then intermediates
     server_key: bytes
-    reason: str | None  # why the server certificate was (re)issued in this run, if it was
+    # Why the current server certificate was issued ("certificate expires in 3 days", "SANs miss
+    # x", "CA changed"), in this run or the one that issued it; None for user-supplied material.
+    # The plan shows it when the host's certificate differs from this one.
+    reason: str | None
+    issued: bool = False  # issued (or re-issued) in this run
+    warnings: tuple[str, ...] = ()  # e.g. the CA expires soon; shown, never fatal
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,20 @@ class HostMaterials:
 
 
 def host_sans(name: str, host_vars: Mapping[str, Any], spec: RegistrySpec) -> list[str]:
-    """Every name and address clients may use for this host, in a stable order, deduplicated."""
+    """Every name and address clients may use for this host, in a stable order, deduplicated.
+
+    The inventory name, ``ansible_host``, loopback names for the control machine, the host of
+    ``tls.external_url`` and ``tls.sans``. The certificate must cover all of them.
+    """
     sans: list[str] = [name]
     if host_vars.get("ansible_host"):
         sans.append(str(host_vars["ansible_host"]))
     if host_vars.get("ansible_connection") == "local" or name in ("localhost", "127.0.0.1"):
         sans += ["localhost", "127.0.0.1"]
+    if spec.tls.external_url:
+        from urllib.parse import urlsplit
+
+        sans.append(urlsplit(spec.tls.external_url).hostname or name)
     sans += spec.tls.sans
     out: list[str] = []
     for san in sans:
@@ -79,9 +92,9 @@ def host_sans(name: str, host_vars: Mapping[str, Any], spec: RegistrySpec) -> li
 
 def _normalise_san(san: str) -> str:
     try:
-        return str(ipaddress.ip_address(san))
+        return str(ipaddress.ip_address(san.removeprefix("[").removesuffix("]")))
     except ValueError:
-        return san.lower()
+        return san.lower().rstrip(".")
 
 
 class MaterialsBuilder:
@@ -129,81 +142,13 @@ class MaterialsBuilder:
         )  # fmt: skip
 
     def _tls(self, spec: RegistrySpec, sans: Sequence[str]) -> TlsMaterial | None:
-        from regdeploy import pki
+        # The modes, checks and renewal rules live in regdeploy.certs (shared with `regdeploy certs`).
+        from regdeploy.certs.issue import TlsIssuer
 
-        tls = spec.tls
-        who = f"host '{spec.host}': registry.tls"
-        if tls.mode == "none":
-            return None
-        if tls.mode == "provided":
-            assert tls.cert is not None and tls.key is not None
-            chain = self._resolver.resolve_bytes(tls.cert, f"{who}.cert")
-            key = self._resolver.resolve_bytes(tls.key, f"{who}.key")
-            certs = pki.split_chain(chain)
-            if not certs:
-                raise SpecError(f"{who}.cert: no PEM certificate found")
-            ca = certs[-1]
-            problems = pki.validation_problems(chain, key, None, sans, tls.renew_before)
-            if problems:
-                raise SpecError(f"{who}: provided certificate refused: {'; '.join(problems)}")
-            return TlsMaterial(ca, chain, key, None)
-        if tls.mode == "ca":
-            assert tls.ca_cert is not None and tls.ca_key is not None
-            ca_cert = self._resolver.resolve_bytes(tls.ca_cert, f"{who}.ca_cert")
-            ca_key = self._resolver.resolve_bytes(tls.ca_key, f"{who}.ca_key")
-            passphrase = (
-                self._resolver.resolve(tls.ca_key_passphrase, f"{who}.ca_key_passphrase").encode()
-                if tls.ca_key_passphrase
-                else None
-            )
-            if not pki.key_matches_cert(ca_key, ca_cert, passphrase):
-                raise SpecError(f"{who}.ca_key: does not match ca_cert")
-        else:
-            ca_key = self._state.get_or_create(CA_KEY_KEY, lambda: pki.generate_key("ecdsa-p256"))
-            ca_cert = self._state.get_or_create(CA_CERT_KEY, lambda: pki.make_ca(ca_key, days=tls.ca_days))
-            passphrase = None
-        return self._server_cert(spec, sans, ca_cert, ca_key, passphrase)
-
-    def _server_cert(
-        self, spec: RegistrySpec, sans: Sequence[str], ca_cert: bytes, ca_key: bytes, passphrase: bytes | None
-    ) -> TlsMaterial:
-        from regdeploy import pki
-
-        base = f"hosts/{spec.host}"
-        key = self._state.read(f"{base}/server.key")
-        if key is None or _key_type(key) != spec.tls.key_type:
-            key = pki.generate_key(spec.tls.key_type)  # type: ignore[arg-type]
-            self._state.write(f"{base}/server.key", key)
-        cert = self._state.read(f"{base}/server.crt")
-        reason = pki.reissue_reason(cert, key, ca_cert, sans, spec.tls.renew_before)
-        if reason is not None:
-            try:
-                cert = pki.issue_server_cert(
-                    ca_cert, ca_key, key, sans, days=spec.tls.days, ca_key_passphrase=passphrase
-                )
-            except pki.PkiError as exc:
-                raise InputError(
-                    f"host '{spec.host}': registry.tls: cannot issue certificate: {exc}"
-                ) from None
-            self._state.write(f"{base}/server.crt", cert)
-        assert cert is not None
-        return TlsMaterial(ca_cert, cert, key, reason)
+        return TlsIssuer(self._state, self._resolver).material(spec, sans)
 
 
 def _random_key() -> bytes:
     import secrets
 
     return secrets.token_bytes(32)
-
-
-def _key_type(pem: bytes) -> str:
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    from regdeploy import pki
-
-    key = pki.load_private_key(pem)
-    if isinstance(key, rsa.RSAPrivateKey):
-        return f"rsa-{key.key_size}"
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384"}.get(key.curve.name, key.curve.name)
-    return type(key).__name__

@@ -49,9 +49,18 @@ class Plan:
 
 
 def make_plan(
-    spec: RegistrySpec, rendered: Rendered, facts: HostFacts, wanted: Definition, with_diff: bool = False
+    spec: RegistrySpec,
+    rendered: Rendered,
+    facts: HostFacts,
+    wanted: Definition,
+    with_diff: bool = False,
+    tls_reason: str | None = None,
 ) -> Plan:
+    """``tls_reason``: why the wanted server certificate was issued (TlsMaterial.reason); the plan
+    names it when the host's certificate differs, and with it the restart it causes."""
     changes: list[Change] = []
+    server_crt = f"{spec.config_dir}/certs/server.crt"
+    cert_news = None
     if facts.image_id is None:
         changes.append(Change("image", spec.image, "pull", "image is not on the host"))
     for d in rendered.dirs:
@@ -71,10 +80,16 @@ def make_plan(
                 "re-read by the registry, no restart" if not f.restart else "the registry restarts to read it"
             )
             diff = file_diff(f, facts.contents.get(f.path)) if with_diff else None
-            changes.append(Change("file", f.path, "update", f"content changed ({how})", diff))
+            what = "content changed"
+            if f.path == server_crt and tls_reason:
+                what = cert_news = f"new certificate: {tls_reason}"
+            changes.append(Change("file", f.path, "update", f"{what} ({how})", diff))
         elif state.mode != f.mode:
             changes.append(Change("file", f.path, "chmod", f"mode {state.mode:o} -> {f.mode:o}"))
-    changes += _container_changes(spec, facts, wanted)
+    for c in _container_changes(spec, facts, wanted):
+        if cert_news and c.action == "recreate":
+            c = Change(c.kind, c.target, c.action, f"{c.reason}; {cert_news}")
+        changes.append(c)
     return Plan(spec.host, tuple(changes))
 
 

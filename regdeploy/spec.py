@@ -14,7 +14,7 @@ from typing import Any
 from regdeploy import validate as v
 from regdeploy.secrets import SecretRef, secret_ref
 
-TLS_MODES = ("selfsigned", "ca", "provided", "none")
+TLS_MODES = ("selfsigned", "ca", "provided", "csr", "letsencrypt", "none")
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 ACTIONS = ("push", "pull", "mount", "delete")
@@ -28,19 +28,36 @@ IMAGE_RE = r"[a-z0-9][a-z0-9._/:@-]*(?:[a-zA-Z0-9._:@-])*"
 
 
 @dataclass(frozen=True)
+class LetsEncryptSpec:
+    """The registry's built-in ACME client (``http.tls.letsencrypt``): it obtains and renews on its own."""
+
+    email: str
+    hosts: tuple[str, ...]
+    # Relative to the registry's data dir: the only directory the container can write and that
+    # outlives it (config_dir is mounted read-only). Losing the cache means re-issuing at start.
+    cachefile: str = "letsencrypt.json"
+
+
+@dataclass(frozen=True)
 class TlsSpec:
-    mode: str = "selfsigned"
+    mode: str = "selfsigned"  # selfsigned | ca | provided | csr | letsencrypt | none
     sans: tuple[str, ...] = ()
     key_type: str = "ecdsa-p256"
     days: int = 397
     ca_days: int = 3650
     renew_before: int = 30
     insecure: bool = False
+    # ca: the signing CA (a bundle: issuing CA first, up to its root). provided/csr: optional, the CA
+    # clients trust; the chain must lead to it.
     ca_cert: SecretRef | None = None
     ca_key: SecretRef | None = None
     ca_key_passphrase: SecretRef | None = None
     cert: SecretRef | None = None
     key: SecretRef | None = None
+    # The URL clients use ("https://reg.example.com" or "reg.example.com:5443"), normalised to
+    # scheme://host[:port]: its host joins the SANs and `certs trust` installs the CA for it.
+    external_url: str | None = None
+    letsencrypt: LetsEncryptSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -174,15 +191,37 @@ def _version(raw: Any, image: str, where: v.Where) -> int:
     return 2  # untagged or named tags ("latest"): 2.x is what registry:latest has long been
 
 
+# Which modes each mode-specific key belongs to: a key set for another mode is almost always a
+# forgotten `mode:` line, and ignoring it would silently deploy a different certificate.
+_TLS_KEY_MODES = {
+    "ca_cert": ("ca", "provided", "csr"),
+    "ca_key": ("ca",),
+    "ca_key_passphrase": ("ca",),
+    "cert": ("provided",),
+    "key": ("provided",),
+    "letsencrypt": ("letsencrypt",),
+}
+
+
 def _tls(raw: Any, where: v.Where) -> TlsSpec:
     keys = ("mode", "sans", "key_type", "days", "ca_days", "renew_before", "insecure",
-            "ca_cert", "ca_key", "ca_key_passphrase", "cert", "key")  # fmt: skip
+            "ca_cert", "ca_key", "ca_key_passphrase", "cert", "key", "external_url",
+            "letsencrypt")  # fmt: skip
     data = v.mapping(raw, where, keys)
     d = TlsSpec()
     mode = v.choice(data.get("mode", d.mode), where.child("mode"), TLS_MODES)
+    for key, modes in _TLS_KEY_MODES.items():
+        if data.get(key) is not None and mode not in modes:
+            where.child(key).fail(
+                f"is only used when tls.mode is {' or '.join(repr(m) for m in modes)} (mode is {mode!r}); "
+                "set the mode, or remove the key (null overrides a group's value)"
+            )
+    sans = v.string_list(data.get("sans"), where.child("sans"))
+    for i, san in enumerate(sans):
+        _san(san, where.child("sans").child(i))
     tls = TlsSpec(
         mode=mode,
-        sans=v.string_list(data.get("sans"), where.child("sans")),
+        sans=sans,
         key_type=v.choice(data.get("key_type", d.key_type), where.child("key_type"), KEY_TYPES),
         days=v.integer(data.get("days", d.days), where.child("days"), 1, 825),
         ca_days=v.integer(data.get("ca_days", d.ca_days), where.child("ca_days"), 30, 36500),
@@ -193,6 +232,16 @@ def _tls(raw: Any, where: v.Where) -> TlsSpec:
         ca_key_passphrase=_optional_ref(data, "ca_key_passphrase", where),
         cert=_optional_ref(data, "cert", where),
         key=_optional_ref(data, "key", where),
+        external_url=(
+            None
+            if data.get("external_url") is None
+            else _external_url(data["external_url"], where.child("external_url"), mode)
+        ),
+        letsencrypt=(
+            _letsencrypt(data.get("letsencrypt"), where.child("letsencrypt"))
+            if mode == "letsencrypt"
+            else None
+        ),
     )
     if tls.renew_before >= tls.days:
         where.child("renew_before").fail(f"must be less than tls.days ({tls.days})")
@@ -202,7 +251,67 @@ def _tls(raw: Any, where: v.Where) -> TlsSpec:
     for key in required:
         if data.get(key) is None:
             where.child(key).fail(f"is required when tls.mode is {mode!r}")
+    if tls.letsencrypt is not None and tls.external_url is not None:
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(tls.external_url).hostname or "").lower()
+        if host not in tls.letsencrypt.hosts:
+            where.child("letsencrypt").child("hosts").fail(
+                f"must include {host!r}, the host of tls.external_url: Let's Encrypt certifies only these"
+            )
     return tls
+
+
+def _san(raw: str, where: v.Where) -> None:
+    from regdeploy.pki import PkiError
+    from regdeploy.pki.build import parse_san
+
+    try:
+        parse_san(raw)
+    except PkiError as exc:
+        where.fail(str(exc))
+
+
+def _external_url(raw: Any, where: v.Where, mode: str) -> str:
+    from urllib.parse import urlsplit
+
+    text = v.string(raw, where)
+    parts = urlsplit(text if "://" in text else f"https://{text}")
+    try:
+        port = parts.port
+    except ValueError:
+        where.fail(f"invalid port in {text!r}")
+    wanted = "http" if mode == "none" else "https"
+    if parts.scheme != wanted:
+        where.fail(f"scheme must be {wanted} with tls.mode {mode!r}, got {text!r}")
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        where.fail(f"expected {wanted}://HOST[:PORT] (no path, query or user), got {text!r}")
+    _san(parts.hostname, where)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname.lower()
+    return f"{wanted}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _letsencrypt(raw: Any, where: v.Where) -> LetsEncryptSpec:
+    if raw is None:
+        where.fail("is required when tls.mode is 'letsencrypt' (email and hosts)")
+    data = v.mapping(raw, where, ("email", "hosts", "cachefile"))
+    email = v.string(data.get("email"), where.child("email"), r"[^@\s]+@[^@\s]+\.[^@\s]+",
+                     "expected an e-mail address (Let's Encrypt sends expiry notices there)")  # fmt: skip
+    hosts = v.string_list(data.get("hosts"), where.child("hosts"))
+    if not hosts:
+        where.child("hosts").fail("needs at least one public DNS name")
+    for i, host in enumerate(hosts):
+        # ACME's challenges prove control of a public DNS name: no IPs, wildcards or local names.
+        if not re.fullmatch(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", host.lower()):
+            where.child("hosts").child(i).fail(
+                f"{host!r} is not a public DNS name (Let's Encrypt certifies no IP, wildcard or local name)"
+            )
+    cachefile = v.string(data.get("cachefile", LetsEncryptSpec.cachefile), where.child("cachefile"))
+    if cachefile.startswith("/") or ".." in cachefile.split("/"):
+        where.child("cachefile").fail(
+            "must be a path relative to data_dir: the container can write nowhere else"
+        )
+    return LetsEncryptSpec(email=email, hosts=tuple(h.lower() for h in hosts), cachefile=cachefile)
 
 
 def _optional_ref(data: Mapping[str, Any], key: str, where: v.Where) -> SecretRef | None:
