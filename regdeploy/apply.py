@@ -39,11 +39,16 @@ def apply_plan(
     ca_pem: bytes | None,
     progress: Progress,
     mask: Callable[[str], str],
+    obtain_image: Callable[[str], str] | None = None,
 ) -> None:
+    """*obtain_image*: how the host gets a missing image (ref -> image id); default: pull it."""
     if not plan.changed:
         return
     client = transport.docker()
     for change in plan.of_kind("image"):
+        if obtain_image is not None:
+            wanted["image_id"] = obtain_image(change.target)
+            continue
         from regdeploy.image import ensure_image
 
         progress(f"pulling {change.target}")

@@ -12,6 +12,9 @@ from regdeploy.spec import RegistrySpec
 from regdeploy.transport.base import FileState, Transport
 from regdeploy.transport.engine_api import Engine
 
+# Below this the registry fails its first push; refusing up front beats a half-working deployment.
+MIN_FREE_BYTES = 64 << 20
+
 
 @dataclass(frozen=True)
 class ContainerFacts:
@@ -84,6 +87,12 @@ def preflight(transport: Transport, spec: RegistrySpec, facts: HostFacts, adopt:
             problem = transport.creatable_problem(d)
             if problem:
                 raise HostError(f"{spec.host}: cannot create {d}: {problem}")
+    free = transport.free_space(spec.data_dir)
+    if free is not None and free < MIN_FREE_BYTES:
+        raise HostError(
+            f"{spec.host}: disk full: {free / 2**20:.1f} MiB free on the filesystem of {spec.data_dir} "
+            f"(the registry needs room for uploads: at least {MIN_FREE_BYTES >> 20} MiB)"
+        )
 
 
 def _held_by_us(held: frozenset[tuple[str, int]], bind: str, port: int) -> bool:

@@ -55,8 +55,12 @@ class HostOutcome:
 
 
 def load_specs(
-    inventory_path: Path | None, limit: str | None
+    inventory_path: Path | None, limit: str | None, connect: Mapping[str, Any] | None = None
 ) -> tuple[Inventory, list[tuple[str, Mapping[str, Any], RegistrySpec]]]:
+    """*connect*: connection settings from the command line (``--timeout``,
+    ``--accept-new-host-keys``), added to every host's variables."""
+    from regdeploy.transport.factory import check_connection
+
     inventory = load_inventory(inventory_path)
     # Hosts without a `registry:` mapping (docker clients, CI runners) are in the inventory for
     # other commands (certs trust) and for Ansible itself: they run no registry.
@@ -64,16 +68,19 @@ def load_specs(
     if not hosts:
         where = f" matching --limit {limit!r}" if limit else ""
         raise InputError(f"{inventory.source}: no host{where} has a `registry:` mapping")
-    specs = [
-        (h.name, h.vars, parse_spec(h.name, h.vars.get("registry"), h.origins, inventory.source))
+    specs: list[tuple[str, Mapping[str, Any], RegistrySpec]] = [
+        (h.name, {**h.vars, **(connect or {})},
+         parse_spec(h.name, h.vars.get("registry"), h.origins, inventory.source))
         for h in hosts
-    ]
+    ]  # fmt: skip
+    for name, host_vars, _ in specs:
+        check_connection(name, host_vars)  # bad connection variables are bad input: before any host
     return inventory, specs
 
 
-def prepare(inventory_path: Path | None, limit: str | None) -> Run:
+def prepare(inventory_path: Path | None, limit: str | None, connect: Mapping[str, Any] | None = None) -> Run:
     """Everything that can be checked without touching a host. Raises InputError on bad input."""
-    inventory, specs = load_specs(inventory_path, limit)
+    inventory, specs = load_specs(inventory_path, limit, connect)
     masker = Masker()
     state = StateStore.beside(inventory.base_dir)
     builder = MaterialsBuilder(state, SecretResolver(state, masker))
@@ -96,9 +103,13 @@ def up_host(
     from regdeploy.apply import apply_plan
     from regdeploy.facts import gather, preflight
     from regdeploy.plan import make_plan
+    from regdeploy.ship import image_provider
     from regdeploy.transport import open_transport
 
-    transport = open_transport(job.name, job.vars)
+    def say(message: str) -> None:
+        progress(job.name, message)
+
+    transport = open_transport(job.name, job.vars, say)
     try:
         facts = gather(transport, job.spec, job.rendered, want_contents=with_diff)
         wanted = wanted_definition(job, facts.image_id)
@@ -115,8 +126,9 @@ def up_host(
                 plan,
                 wanted,
                 ca,
-                lambda m: progress(job.name, m),
+                say,
                 masker.mask,
+                obtain_image=image_provider(transport, job.vars, say),
             )
         return plan
     except RegdeployError as exc:

@@ -3,7 +3,8 @@
 # on a machine that is already set up it changes nothing and takes a couple of seconds.
 #
 #   1. apt packages: docker.io docker-registry skopeo openssh-server openssl curl ca-certificates iproute2 git
-#      (+ python3, python3-venv when needed); `apt-get update` only when something is missing
+#      debootstrap (builds the lab-host image the fleet tests use), (+ python3, python3-venv when needed);
+#      `apt-get update` only when something is missing
 #   2. dockerd: started in the background (no systemd) when /var/run/docker.sock does not answer
 #   3. .venv with `pip install -e '.[test]'`, re-run only when pyproject.toml changed (sha256 stamp in .venv)
 #   4. the default image registry:2: pulled if possible, else built from Debian's /usr/bin/docker-registry
@@ -41,7 +42,7 @@ apt_install() {
     apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-packages=(docker.io docker-registry skopeo openssh-server openssl curl ca-certificates iproute2 git)
+packages=(docker.io docker-registry skopeo openssh-server openssl curl ca-certificates iproute2 git debootstrap)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 missing=()
 for pkg in "${packages[@]}"; do

@@ -81,6 +81,36 @@ def host_options(func: F) -> F:
     return func
 
 
+def connect_options(func: F) -> F:
+    """--timeout and --accept-new-host-keys: how SSH hosts are reached (see :func:`connect_vars`)."""
+    func = click.option(
+        "--accept-new-host-keys",
+        is_flag=True,
+        help="Add the SSH host key of hosts not yet in known_hosts (each added key is printed). "
+        "A changed key is refused regardless.",
+    )(func)
+    func = click.option(
+        "--timeout",
+        "connect_timeout",
+        type=click.FloatRange(0.1, 3600),
+        metavar="SECONDS",
+        help="SSH connect timeout per host (default 10; a host's ansible_ssh_timeout wins, as in Ansible).",
+    )(func)
+    return func
+
+
+def connect_vars(connect_timeout: float | None, accept_new_host_keys: bool) -> dict[str, Any]:
+    """The command line's connection settings as host variables, for ``run.prepare(connect=...)``."""
+    from regdeploy.transport.factory import VAR_ACCEPT_NEW, VAR_CLI_TIMEOUT
+
+    out: dict[str, Any] = {}
+    if connect_timeout is not None:
+        out[VAR_CLI_TIMEOUT] = connect_timeout
+    if accept_new_host_keys:
+        out[VAR_ACCEPT_NEW] = True
+    return out
+
+
 def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False))
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from regdeploy.cli.common import emit_json, host_options, progress
+from regdeploy.cli.common import connect_options, connect_vars, emit_json, host_options, progress
 from regdeploy.errors import EXIT_FAILED, EXIT_OK, InputError
 
 if TYPE_CHECKING:
@@ -24,12 +24,13 @@ def register(cli: click.Group) -> None:
 
 
 def _run_up(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
-            check: bool, with_diff: bool, adopt: bool) -> None:  # fmt: skip
+            check: bool, with_diff: bool, adopt: bool, connect: dict[str, Any],
+            serial: int | None = None, fail_fast: bool = False) -> None:  # fmt: skip
     from regdeploy.cli.output import print_up, up_json
     from regdeploy.fanout import fan_out
     from regdeploy.run import outcomes, prepare, up_host
 
-    run = prepare(inventory, limit)
+    run = prepare(inventory, limit, connect)
     if not check:
         run.state.commit()
 
@@ -38,7 +39,12 @@ def _run_up(inventory: Path | None, limit: str | None, forks: int, as_json: bool
 
     results = outcomes(
         fan_out(
-            run.jobs, lambda j: j.name, lambda j: up_host(j, check, with_diff, adopt, say, run.masker), forks
+            run.jobs,
+            lambda j: j.name,
+            lambda j: up_host(j, check, with_diff, adopt, say, run.masker),
+            forks,
+            serial=serial,
+            fail_fast=fail_fast,
         )
     )
     if as_json:
@@ -79,8 +85,17 @@ def _first_run_hints(run: Run, results: Mapping[str, HostOutcome]) -> None:
 @click.option("--check", is_flag=True, help="Plan only: show what would change and change nothing.")
 @click.option("--diff", "with_diff", is_flag=True, help="Show file differences (secrets masked).")
 @click.option("--adopt", is_flag=True, help="Replace a same-named container that regdeploy did not create.")
+@click.option(
+    "--serial",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Rolling: N hosts at a time, the next batch once the previous one is done.",
+)
+@click.option("--fail-fast", is_flag=True, help="After a host fails, start no other (running ones finish).")
+@connect_options
 def up(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
-       check: bool, with_diff: bool, adopt: bool) -> None:  # fmt: skip
+       check: bool, with_diff: bool, adopt: bool, serial: int | None, fail_fast: bool,
+       connect_timeout: float | None, accept_new_host_keys: bool) -> None:  # fmt: skip
     """Converge every targeted host to its inventory: files, image, container.
 
     \b
@@ -95,28 +110,33 @@ def up(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
       regdeploy up                                # the built-in local registry
       regdeploy up -i inventories/prod --limit eu  # one group of a fleet
       regdeploy up --json | jq .changed
+      regdeploy up --serial 2 --fail-fast         # rolling, stop at the first failure
     """
-    _run_up(inventory, limit, forks, as_json, check, with_diff, adopt)
+    connect = connect_vars(connect_timeout, accept_new_host_keys)
+    _run_up(inventory, limit, forks, as_json, check, with_diff, adopt, connect, serial, fail_fast)
 
 
 @click.command()
 @host_options
-def plan(inventory: Path | None, limit: str | None, forks: int, as_json: bool) -> None:
+@connect_options
+def plan(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
+         connect_timeout: float | None, accept_new_host_keys: bool) -> None:  # fmt: skip
     """Show what `up` would change, with file diffs (secrets masked). Changes nothing.
 
     The same as `regdeploy up --check --diff`. Exit code 0 whether or not there
     are changes; 1 if a host cannot be inspected; 2 on bad input.
     """
-    _run_up(inventory, limit, forks, as_json, check=True, with_diff=True, adopt=False)
+    connect = connect_vars(connect_timeout, accept_new_host_keys)
+    _run_up(inventory, limit, forks, as_json, check=True, with_diff=True, adopt=False, connect=connect)
 
 
 @click.command()
 @host_options
 @click.option("--purge-data", is_flag=True, help="Also delete data_dir (all images!) and config_dir.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation of --purge-data.")
-def down(
-    inventory: Path | None, limit: str | None, forks: int, as_json: bool, purge_data: bool, yes: bool
-) -> None:
+@connect_options
+def down(inventory: Path | None, limit: str | None, forks: int, as_json: bool, purge_data: bool, yes: bool,
+         connect_timeout: float | None, accept_new_host_keys: bool) -> None:  # fmt: skip
     """Stop and remove the registry container. Data and config stay unless --purge-data.
 
     \b
@@ -128,7 +148,7 @@ def down(
     from regdeploy.fanout import fan_out
     from regdeploy.run import load_specs
 
-    _, specs = load_specs(inventory, limit)
+    _, specs = load_specs(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
     if purge_data and not yes:
         if not sys.stdin.isatty():
             raise InputError("--purge-data deletes every pushed image: confirm with --yes")
@@ -164,7 +184,9 @@ def down(
 
 @click.command()
 @host_options
-def status(inventory: Path | None, limit: str | None, forks: int, as_json: bool) -> None:
+@connect_options
+def status(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
+           connect_timeout: float | None, accept_new_host_keys: bool) -> None:  # fmt: skip
     """Show each registry: container state, image, ports, certificate expiry, data size, repositories.
 
     Read-only. Repositories come from /v2/_catalog (all pages) with the first
@@ -174,7 +196,7 @@ def status(inventory: Path | None, limit: str | None, forks: int, as_json: bool)
     from regdeploy.run import prepare
     from regdeploy.status import host_status, print_status
 
-    run = prepare(inventory, limit)
+    run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
     results = fan_out(run.jobs, lambda j: j.name, host_status, forks)
     payload = {
         "ok": all(not isinstance(r, Exception) and r.get("running") for r in results.values()),

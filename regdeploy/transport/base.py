@@ -49,6 +49,11 @@ class Transport(Protocol):
 
     def dir_size(self, path: str) -> int | None: ...
 
+    def free_space(self, path: str) -> int | None:
+        """Bytes this user may still write on the filesystem of ``path`` (or of its nearest existing
+        ancestor); None when it cannot be told."""
+        ...
+
     def engine(self) -> Engine:
         """Read-only engine probes (inspect container/image), cheap to open: facts use these."""
         ...

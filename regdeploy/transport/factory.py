@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from regdeploy.errors import InputError
 from regdeploy.transport.base import Transport
 from regdeploy.transport.local import LocalTransport
 
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+# Set by the CLI (`--accept-new-host-keys`, `--timeout`) into each host's variables; the timeout
+# ranks below the inventory's own `ansible_ssh_timeout`, as Ansible ranks command line and variables.
+VAR_ACCEPT_NEW = "regdeploy_accept_new_host_keys"
+VAR_CLI_TIMEOUT = "regdeploy_connect_timeout"
 
-def open_transport(host: str, host_vars: Mapping[str, Any]) -> Transport:
-    connection = host_vars.get(
-        "ansible_connection", "ssh" if host not in ("localhost", "127.0.0.1") else "local"
-    )
+
+def connection_kind(host: str, host_vars: Mapping[str, Any]) -> str:
+    """``local`` or ``ssh``, as Ansible decides it (localhost is implicitly local)."""
+    connection = str(host_vars.get("ansible_connection", "local" if host in LOCAL_NAMES else "ssh"))
     if connection == "local":
-        return LocalTransport(host, host_vars.get("regdeploy_docker_host"))
+        return "local"
     if connection in ("ssh", "paramiko", "smart"):
-        raise InputError(
-            f"host '{host}': ansible_connection {connection!r}: remote hosts over SSH are not supported yet"
-        )
+        return "ssh"
     raise InputError(f"host '{host}': ansible_connection {connection!r} is not supported (use local or ssh)")
+
+
+def open_transport(
+    host: str, host_vars: Mapping[str, Any], notify: Callable[[str], None] | None = None
+) -> Transport:
+    """A transport for *host*. Nothing is contacted yet: an SSH transport connects on first use.
+
+    Raises InputError for connection variables that cannot work (checked before any host is touched
+    when called from the prepare step).
+    """
+    if connection_kind(host, host_vars) == "local":
+        return LocalTransport(host, host_vars.get("regdeploy_docker_host"))
+    from regdeploy.transport.sshconfig import import_paramiko, resolve_target
+
+    import_paramiko()  # before the SSH modules import it the slow way
+    from regdeploy.transport.ssh import SSHTransport
+
+    return SSHTransport(resolve_target(host, host_vars), notify)
+
+
+def check_connection(host: str, host_vars: Mapping[str, Any]) -> None:
+    """Raise InputError now for connection variables that cannot work; contacts nothing."""
+    if connection_kind(host, host_vars) == "ssh":
+        from regdeploy.transport.sshconfig import resolve_target
+
+        resolve_target(host, host_vars, check_files=False)

@@ -134,6 +134,16 @@ class LocalTransport:
                 self._engine = SdkEngine(self.docker())
         return self._engine
 
+    def free_space(self, path: str) -> int | None:
+        p = Path(path)
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        try:
+            st = os.statvfs(p)
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
+
     def docker(self) -> docker.DockerClient:
         if self._client is None:
             from regdeploy.transport.engine import connect
