@@ -1,0 +1,154 @@
+"""Where a host's registry is reached, as whom, and what one verify run has left behind on it."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from regdeploy.registry_api import RegistryClient
+
+if TYPE_CHECKING:
+    import docker
+
+    from regdeploy.run import HostJob
+    from regdeploy.transport import Transport
+    from regdeploy.verify.notifications import Metrics
+
+SMOKE_REPOSITORY = "regdeploy-smoke"
+# Requests to a local registry answer in well under a second; a stuck one must not stall the run.
+REQUEST_TIMEOUT = 10.0
+
+
+def client_name(name: str, host_vars: Mapping[str, Any]) -> str:
+    """The name clients use for a host's registry: what the certificate must match.
+
+    ``localhost`` for the control machine (its certificate always names it), else ``ansible_host``
+    when set (the address Ansible uses), else the inventory name.
+    """
+    from regdeploy.transport.factory import connection_kind
+
+    if connection_kind(name, host_vars) == "local":
+        return "localhost"
+    return str(host_vars.get("ansible_host") or name)
+
+
+def host_port(name: str, port: int) -> str:
+    """``name:port`` as image references and certs.d directories write it (IPv6 in brackets)."""
+    return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str  # inventory name
+    address: str  # where the control machine connects
+    port: int
+    server_name: str  # the name clients use; the certificate must match it
+    ca_pem: bytes | None  # None: plain HTTP (tls.mode none)
+    user: str
+    password: str
+
+    @property
+    def registry(self) -> str:
+        return host_port(self.server_name, self.port)
+
+    def client(self, password: str | None = None, anonymous: bool = False) -> RegistryClient:
+        """A registry client as the user (with *password* if given), or anonymous; it checks the
+        certificate against ``server_name``, as clients do."""
+        user = None if anonymous else self.user
+        if not anonymous and password is None:
+            password = self.password
+        return RegistryClient(
+            self.address, self.port, self.ca_pem, user, password,
+            server_hostname=self.server_name if self.ca_pem else None, timeout=REQUEST_TIMEOUT,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """A manifest this run put on the registry (and so must delete again)."""
+
+    via: str  # "engine" or "api"
+    tag: str
+    digest: str
+    repository: str = SMOKE_REPOSITORY
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+@dataclass
+class VerifyContext:
+    """Shared by the checks of one host; the engine and api checks run at once, hence the lock."""
+
+    job: HostJob
+    target: Target
+    transport: Transport
+    nonce: str = field(default_factory=lambda: secrets.token_hex(6))
+    pushed: list[Pushed] = field(default_factory=list)
+    # Image references on the control machine's engine that cleanup removes.
+    local_images: list[str] = field(default_factory=list)
+    # Read before the pushes for the notifications check: per-endpoint counters, or why not.
+    notifications_before: dict[str, Metrics] | Exception | None = None
+    # The engine check's groundwork (SDK loaded, smoke image built), started with the first checks.
+    engine_ready: Future[Any] | None = None
+    # One event per push check running in this run, set once its push is done (or failed): the
+    # catalog check, running alongside them, waits for these instead of for their pulls.
+    pushes: dict[str, threading.Event] = field(default_factory=dict)
+    # Seconds a check spent waiting for other checks: not its own time.
+    waited: dict[str, float] = field(default_factory=dict)
+    _engine: docker.DockerClient | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def push_finished(self, name: str) -> None:
+        if name in self.pushes:
+            self.pushes[name].set()
+
+    def wait_for_pushes(self, waiter: str, timeout: float = 120.0) -> None:
+        started = time.perf_counter()
+        deadline = time.monotonic() + timeout
+        for event in list(self.pushes.values()):
+            event.wait(max(0.0, deadline - time.monotonic()))
+        self.waited[waiter] = time.perf_counter() - started
+
+    def add_pushed(self, pushed: Pushed) -> None:
+        with self._lock:
+            self.pushed.append(pushed)
+
+    def add_local_image(self, ref: str) -> None:
+        with self._lock:
+            self.local_images.append(ref)
+
+    def control_engine(self) -> docker.DockerClient:
+        """The Docker engine of the machine verify runs on ($DOCKER_HOST, else the local socket):
+        the engine check is a client's view, whatever engine the registry itself runs on."""
+        with self._lock:
+            if self._engine is None:
+                from regdeploy.transport.engine import connect
+
+                self._engine = connect("control machine")
+            return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+
+def make_target(job: HostJob, address: str, server_name: str | None) -> Target:
+    spec = job.spec
+    user = next(u for u in spec.auth.users if not u.disabled)  # the spec guarantees one
+    return Target(
+        host=job.name,
+        address=address,
+        port=spec.port,
+        server_name=server_name or client_name(job.name, job.vars),
+        ca_pem=job.materials.tls.ca_cert if job.materials.tls else None,
+        user=user.name,
+        password=job.materials.passwords[user.name],
+    )
