@@ -74,8 +74,8 @@ def _first_run_hints(run: Run, results: Mapping[str, HostOutcome]) -> None:
             break
         if job.spec.tls.mode == "selfsigned":
             click.echo(
-                f"hint: clients trust the registry with its CA: "
-                f"{job.spec.config_dir}/certs/ca.crt -> /etc/docker/certs.d/<host>:{job.spec.port}/ca.crt"
+                "hint: make Docker on this machine trust the registry's CA: regdeploy certs trust --local "
+                "(other clients: inventory group `clients`, `regdeploy certs trust`)"
             )
         break
 
@@ -157,7 +157,7 @@ def down(inventory: Path | None, limit: str | None, forks: int, as_json: bool, p
     results = fan_out(specs, lambda s: s[0], lambda s: down_host(s[0], s[1], s[2], purge_data), forks)
     hosts: dict[str, dict[str, Any]] = {
         name: (
-            {"ok": False, "changed": False, "changes": [], "error": str(r)}
+            {"ok": False, "changed": False, "changes": [], "error": str(r).removeprefix(f"{name}: ")}
             if isinstance(r, Exception)
             else {"ok": True, "changed": bool(r), "changes": r, "error": None}
         )
