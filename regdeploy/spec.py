@@ -122,7 +122,8 @@ class RegistrySpec:
 
 
 _TOP_KEYS = (
-    "name", "image", "version", "port", "bind", "config_dir", "data_dir", "restart", "templates_dir",
+    "name", "image", "image_source", "version", "port", "bind", "config_dir", "data_dir", "restart",
+    "templates_dir",
     "log_level", "storage", "debug", "health_timeout", "http_secret", "tls", "auth", "notifications",
 )  # fmt: skip
 
@@ -139,6 +140,8 @@ def parse_spec(
         value = data.get(key)
         return default if value is None else value
 
+    if data.get("image_source") is not None:  # auto | pull | ship; read by regdeploy.ship
+        v.choice(data["image_source"], where.child("image_source"), ("auto", "pull", "ship"))
     image = v.string(get("image", d.image), where.child("image"), IMAGE_RE, "expected an image reference")
     version = _version(data.get("version"), image, where.child("version"))
     storage = v.mapping(data.get("storage"), where.child("storage"), ("delete", "readonly"))
