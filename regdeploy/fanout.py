@@ -69,7 +69,7 @@ def fan_out(
             reason = _connection_error(exc)
             if reason is None:
                 raise
-            failed = HostError(f"{name}: connection lost: {reason}")
+            failed = HostError(f"{name}: the connection to the host broke ({reason}); re-run to converge")
         with lock:
             first_failure.append(name)
         return failed

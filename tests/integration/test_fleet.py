@@ -380,9 +380,10 @@ def test_connection_dropped_mid_apply_then_rerun_converges(
         lab2.sh(reset.replace("-I", "-D"))
         assert proc.returncode == 1, out + err
         (line,) = [ln for ln in out.splitlines() if "FAILED" in ln]
-        assert line.startswith(
-            f"lab2: FAILED: shipping {tag} to the host failed: the connection to the host broke"
-        )
+        # Where the reset lands decides which step notices it first: shipping the image, or the
+        # SSH session under it. Either way the host fails with the broken connection named.
+        assert line.startswith("lab2: FAILED: "), line
+        assert "the connection to the host broke" in line, line
         assert_nothing_deployed(lab2)  # the image step comes first: no file, no container
         again = f.run("up")
         assert again.exit_code == 0, again.output
