@@ -55,6 +55,8 @@ def mask_config(doc: dict[str, Any]) -> None:
     notifications = doc.get("notifications")
     endpoints = notifications.get("endpoints") if isinstance(notifications, dict) else None
     for endpoint in endpoints or []:
+        if isinstance(endpoint, dict) and isinstance(endpoint.get("url"), str):
+            endpoint["url"] = mask_url_query(endpoint["url"])
         headers = endpoint.get("headers") if isinstance(endpoint, dict) else None
         if isinstance(headers, dict):
             for key in headers:
@@ -62,6 +64,17 @@ def mask_config(doc: dict[str, Any]) -> None:
     redis = doc.get("redis")
     if isinstance(redis, dict) and "password" in redis:
         redis["password"] = MASK
+
+
+def mask_url_query(url: str) -> str:
+    """Query values often carry tokens (Jenkins' ?token=): keep the names, hide the values."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = "&".join(f"{k}={MASK}" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(parts._replace(query=query))
 
 
 def _htpasswd_summary(old: bytes | None, new: bytes) -> str:

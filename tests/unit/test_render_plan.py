@@ -189,3 +189,13 @@ def test_config_diff_masks_secrets() -> None:
     assert SECRET not in diff and TOKEN not in diff
     assert "********" in diff
     assert file_diff(render(s, materials()).files[4], b"old") == "(private key: not shown)"
+
+
+def test_config_diff_masks_tokens_in_webhook_urls() -> None:
+    s = spec()
+    m = materials(endpoints=True)
+    endpoint = dataclasses.replace(m.endpoints[0], url="http://ci.example/hook?token=jenkins-secret-1&job=x")
+    after = render(s, dataclasses.replace(m, endpoints=(endpoint,))).files[0]
+    diff = file_diff(after, render(s, materials()).files[0].data)
+    assert "jenkins-secret-1" not in diff
+    assert "token=********" in diff and "job=********" in diff
