@@ -10,25 +10,20 @@ hashes, and the registry picks the new file up without a restart. Cleans up afte
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
-from up import REGDEPLOY, free_port
+from up import REGDEPLOY, free_port, timed
 
 
 def run(args: list[str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(args, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return time.perf_counter() - start
+    return timed(args, dict(os.environ))
 
 
 def main() -> None:
