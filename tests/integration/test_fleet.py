@@ -405,8 +405,9 @@ def test_down_purges_hosts_and_says_when_it_may_not(fleet: tuple[Fleet, Result, 
     for name in ("lab1", "lab2"):  # root, and deploy through sudo
         assert report["hosts"][name]["ok"] and report["hosts"][name]["changed"]
         assert host_named(lab, name).sh("ls -d /etc/regdeploy /var/lib/regdeploy 2>/dev/null; true") == ""
-    # ops without sudo cannot delete what the registry (root) wrote: a clear line, not a crash.
+    # ops without sudo cannot delete what the registry (root) wrote: a clear line, not a crash. As in
+    # `up --json`, the error does not repeat the host name that keys it.
     assert report["hosts"]["lab3"]["error"] == (
-        "lab3: cannot remove /home/ops/regdeploy/data: permission denied for ops (the registry writes its "
+        "cannot remove /home/ops/regdeploy/data: permission denied for ops (the registry writes its "
         "data as root): set ansible_become: true, or remove it as root"
     )
