@@ -404,4 +404,4 @@ def test_letsencrypt_settings_start_the_real_registry(deployment: Deployment, tm
             time.sleep(0.1)
         assert b"listening on [::]:5000, tls" in logs, logs.decode(errors="replace")[-2000:]
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # and the image's anonymous /var/lib/registry volume

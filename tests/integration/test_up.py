@@ -6,6 +6,7 @@ dirs under tmp_path, and removes all of it afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -232,7 +233,20 @@ def test_data_dir_that_cannot_be_created(deployment: Deployment) -> None:
 
 
 def test_foreign_container_is_refused_unless_adopted(deployment: Deployment, registry_image: str) -> None:
-    deployment.client.containers.create(registry_image, name=deployment.name)
+    foreign = deployment.client.containers.create(registry_image, name=deployment.name)
+    # The image declares VOLUME /var/lib/registry: adopting keeps that anonymous volume on purpose
+    # (it may hold someone's data), so the test removes it itself.
+    volumes = [m["Name"] for m in foreign.attrs["Mounts"] if m.get("Type") == "volume"]
+    try:
+        _adopt(deployment)
+    finally:
+        for volume in volumes:
+            with contextlib.suppress(Exception):
+                deployment.client.api.remove_container(deployment.name, force=True)
+                deployment.client.volumes.get(volume).remove(force=True)
+
+
+def _adopt(deployment: Deployment) -> None:
     result = deployment.run("up")
     assert result.exit_code == 1
     assert "was not created by regdeploy" in result.output and "--adopt" in result.output
