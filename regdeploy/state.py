@@ -8,11 +8,11 @@ leaves no trace, and a real run writes only after every host's input was validat
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from regdeploy.errors import InputError
+from regdeploy.fileio import atomic_write
 
 STATE_DIR_NAME = ".regdeploy"
 _DELETED = b"\0regdeploy-deleted\0"  # a sentinel object: compared by identity, never written
@@ -77,7 +77,7 @@ class StateStore:
                     path.unlink(missing_ok=True)
                     continue
                 _makedirs_private(path.parent, self.root)
-                _atomic_write(path, data)
+                atomic_write(path, data, 0o600)
         except OSError as exc:
             raise InputError(f"cannot write the state directory {self.root}: {exc.strerror}") from None
         self._pending.clear()
@@ -87,7 +87,7 @@ class StateStore:
         os.chmod(self.root, 0o700)
         ignore = self.root / ".gitignore"
         if not ignore.exists():
-            _atomic_write(
+            atomic_write(
                 ignore, b"# regdeploy state: generated secrets and keys. Never commit it.\n*\n", 0o644
             )
 
@@ -97,17 +97,3 @@ def _makedirs_private(path: Path, root: Path) -> None:
         return
     _makedirs_private(path.parent, root)
     path.mkdir(mode=0o700)
-
-
-def _atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from regdeploy.errors import HostError
+from regdeploy.fileio import atomic_write
 from regdeploy.materials import TlsMaterial
 
 
 def write_file(path: Path, data: bytes, mode: int) -> None:
     """Replace ``path`` atomically; the temp file gets ``mode`` before any byte is written."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.regdeploy-")
+        atomic_write(path, data, mode)
     except OSError as exc:
-        raise HostError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise HostError(f"cannot write {path}: {exc.strerror}") from None
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -123,14 +121,12 @@ def _deliver(credentials: dict[str, str], run: Run, output: Path | None, fmt: st
 
 
 def _write_private(path: Path, data: bytes) -> None:
+    from regdeploy.fileio import atomic_write
+
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+        atomic_write(path.absolute(), data, 0o600)
     except OSError as exc:
         raise InputError(f"--output {path}: {exc.strerror}") from None
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 def output_options(func: F) -> F:

@@ -9,12 +9,12 @@ import os
 import shutil
 import socket
 import stat
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from regdeploy.errors import TransportError
+from regdeploy.fileio import atomic_write
 from regdeploy.transport.base import FileState
 
 if TYPE_CHECKING:
@@ -46,20 +46,9 @@ class LocalTransport:
             raise TransportError(f"{self.host}: cannot read {path}: {exc.strerror}") from None
 
     def put_file(self, path: str, data: bytes, mode: int) -> None:
-        target = Path(path)
         try:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.regdeploy-")
+            atomic_write(Path(path), data, mode)
         except OSError as exc:
-            raise TransportError(f"{self.host}: cannot write {path}: {exc.strerror}") from None
-        try:
-            os.fchmod(fd, mode)  # before any byte is written: a key is never readable by others
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
             raise TransportError(f"{self.host}: cannot write {path}: {exc.strerror}") from None
 
     def makedirs(self, path: str, mode: int) -> None:
