@@ -107,6 +107,9 @@ def _apply_container(
                 container = client.containers.get(spec.name)
                 container.start()
                 wait_ready(container, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+            elif change.action == "restart":
+                progress(f"restarting container {spec.name} ({change.reason})")
+                _restart(client.containers.get(spec.name), transport, spec, ca_pem, mask, restore)
             elif change.action == "remove":
                 client.containers.get(change.target).remove(force=True)
         except docker.errors.APIError as exc:
@@ -173,6 +176,26 @@ def _replace(
             wait_ready(old, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
         raise
     old.remove()  # without v=True: anonymous volumes of an adopted container survive
+
+
+def _restart(
+    container: Any,
+    transport: Transport,
+    spec: RegistrySpec,
+    ca_pem: bytes | None,
+    mask: Callable[[str], str],
+    restore: Callable[[], None],
+) -> None:
+    """Restart the same container to read rewritten files; if it does not answer, restart it on
+    the previous files."""
+    try:
+        container.restart(timeout=10)
+        wait_ready(container, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+    except BaseException:
+        restore()
+        container.restart(timeout=10)
+        wait_ready(container, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+        raise
 
 
 def _restore_files(transport: Transport, undo: _Undo) -> str:

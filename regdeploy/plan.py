@@ -61,6 +61,7 @@ def make_plan(
     changes: list[Change] = []
     server_crt = f"{spec.config_dir}/certs/server.crt"
     cert_news = None
+    reread: list[str] = []  # files the registry reads only at start, that the host has differently
     if facts.image_id is None:
         changes.append(Change("image", spec.image, "pull", "image is not on the host"))
     for d in rendered.dirs:
@@ -84,16 +85,22 @@ def make_plan(
             if f.path == server_crt and tls_reason:
                 what = cert_news = f"new certificate: {tls_reason}"
             changes.append(Change("file", f.path, "update", f"{what} ({how})", diff))
+            if f.restart:
+                reread.append(f.path.rsplit("/", 1)[-1])
         elif state.mode != f.mode:
             changes.append(Change("file", f.path, "chmod", f"mode {state.mode:o} -> {f.mode:o}"))
-    for c in _container_changes(spec, facts, wanted):
+    for c in _container_changes(spec, facts, wanted, reread):
         if cert_news and c.action == "recreate":
             c = Change(c.kind, c.target, c.action, f"{c.reason}; {cert_news}")
         changes.append(c)
     return Plan(spec.host, tuple(changes))
 
 
-def _container_changes(spec: RegistrySpec, facts: HostFacts, wanted: Definition) -> list[Change]:
+def _container_changes(
+    spec: RegistrySpec, facts: HostFacts, wanted: Definition, reread: list[str]
+) -> list[Change]:
+    """*reread*: names of start-time files being rewritten. When nothing else replaces or starts
+    the container, it is restarted for them: the running registry may have read the host's copy."""
     current = facts.container
     out: list[Change] = []
     if current is None:
@@ -108,6 +115,9 @@ def _container_changes(spec: RegistrySpec, facts: HostFacts, wanted: Definition)
             out.append(Change("container", spec.name, "recreate", "; ".join(reasons)))
         elif not current.running:
             out.append(Change("container", spec.name, "start", f"container is {current.status}"))
+        elif reread:
+            reason = f"to read the rewritten {', '.join(reread)}"
+            out.append(Change("container", spec.name, "restart", reason))
     if facts.leftover is not None:
         out.append(
             Change(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,18 @@ def deployment(tmp_path: Path, unique_name: str, free_port: Callable[[], int], r
     d = Deployment(tmp_path, unique_name, free_port(), registry_image, docker_client)
     yield d
     d.cleanup()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Until *predicate* is true (an exception counts as not yet); fails the test after *timeout*."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(Exception):
+            if predicate():
+                return
+        if time.monotonic() > deadline:
+            pytest.fail(f"not true after {timeout:.0f}s: {getattr(predicate, '__name__', predicate)}")
+        time.sleep(0.2)
 
 
 def changes(report: dict[str, Any]) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploytools import TOKEN, WEBHOOK, Deployment, changes, deployment, push_small_image
+from deploytools import TOKEN, WEBHOOK, Deployment, changes, deployment, push_small_image, wait_for
 
 __all__ = ["deployment"]  # the fixture, used by name
 
@@ -97,6 +97,29 @@ def test_new_user_rewrites_htpasswd_without_restart(deployment: Deployment) -> N
     assert (after["Id"], after["State"]["StartedAt"]) == (before["Id"], before["State"]["StartedAt"])
     assert deployment.api("bob", "bob-password-1234").request("GET", "/v2/").status == 200
     assert deployment.api().request("GET", "/v2/").status == 200
+
+
+def test_config_edited_on_the_host_is_put_back_and_read(deployment: Deployment) -> None:
+    """Someone drops auth from config.yml on the host and restarts the registry: it serves anyone.
+    `up` rewrites the file and restarts the container, so auth is back; then nothing is left to do."""
+    import yaml
+
+    deployment.up_json()
+    config = deployment.config / "config.yml"
+    edited = yaml.safe_load(config.read_text())
+    del edited["auth"]
+    config.write_text(yaml.safe_dump(edited))
+    deployment.client.api.restart(deployment.name, timeout=5)
+    wait_for(lambda: deployment.api(user=None).request("GET", "/v2/").status == 200)
+    before = deployment.container()
+
+    report = deployment.up_json()
+    assert changes(report) == [(f"file:{config}", "update"), (f"container:{deployment.name}", "restart")]
+    after = deployment.container()
+    assert after["Id"] == before["Id"] and after["State"]["StartedAt"] != before["State"]["StartedAt"]
+    assert deployment.api(user=None).request("GET", "/v2/").status == 401
+    assert deployment.api().request("GET", "/v2/").status == 200
+    assert deployment.up_json()["changed"] is False
 
 
 def test_webhook_change_is_planned_masked_and_applied(deployment: Deployment) -> None:

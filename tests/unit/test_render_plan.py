@@ -140,6 +140,30 @@ def test_stopped_container_is_started_and_foreign_one_adopted() -> None:
     assert [c.action for c in make_plan(s, rendered, foreign, wanted).changes] == ["adopt"]
 
 
+def test_config_edited_on_the_host_is_rewritten_and_the_container_restarted() -> None:
+    # The host's config.yml differs from the rendered one while the container's definition matches:
+    # someone edited it there. Rewriting it is not enough -- the running registry may have read the
+    # edited copy at its last start -- so the same container restarts; a stopped one just starts.
+    s = spec()
+    rendered = render(s, materials())
+    facts = matching_facts(s, rendered)
+    paths = dict(facts.paths)
+    paths["/srv/reg/config.yml"] = FileState("file", 0o644, "0" * 64)
+    drifted = dataclasses.replace(facts, paths=paths)
+    wanted = definition(s, "sha256:img", rendered.restart_digest)
+    plan = make_plan(s, rendered, drifted, wanted)
+    assert [(c.kind, c.action) for c in plan.changes] == [("file", "update"), ("container", "restart")]
+    assert plan.changes[1].reason == "to read the rewritten config.yml"
+    assert facts.container is not None
+    stopped = dataclasses.replace(drifted, container=dataclasses.replace(facts.container, status="exited"))
+    assert [c.action for c in make_plan(s, rendered, stopped, wanted).changes] == ["update", "start"]
+    # htpasswd is re-read live: its drift is a rewrite only.
+    paths = dict(facts.paths)
+    paths["/srv/reg/auth/htpasswd"] = FileState("file", 0o600, "0" * 64)
+    plan = make_plan(s, rendered, dataclasses.replace(facts, paths=paths), wanted)
+    assert [(c.kind, c.action) for c in plan.changes] == [("file", "update")]
+
+
 def test_mode_drift_is_a_chmod() -> None:
     s = spec()
     rendered = render(s, materials())
