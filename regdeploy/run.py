@@ -4,6 +4,7 @@ then per host in parallel: gather facts -> plan -> apply.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,8 @@ def load_specs(
     from regdeploy.transport.factory import check_connection
 
     inventory = load_inventory(inventory_path)
+    for warning in inventory.warnings:  # stderr: never mixed into --json output
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     # Hosts without a `registry:` mapping (docker clients, CI runners) are in the inventory for
     # other commands (certs trust) and for Ansible itself: they run no registry.
     hosts = [h for h in inventory.select(limit) if "registry" in h.vars]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from regdeploy import validate as v
+from regdeploy.inventory import unevaluated
 from regdeploy.secrets import SecretRef, secret_ref
 
 TLS_MODES = ("selfsigned", "ca", "provided", "csr", "letsencrypt", "none")
@@ -133,6 +134,8 @@ def parse_spec(
 ) -> RegistrySpec:
     """Validate a host's merged ``registry`` mapping into a RegistrySpec (pure)."""
     where = v.Where(host, "registry", origins or {}, source)
+    for path, reason in unevaluated.find(raw, "registry"):
+        v.Where(host, path, origins or {}, source).fail(reason)
     data = v.mapping(raw, where, _TOP_KEYS)
     d = RegistrySpec(host=host)
 

@@ -28,6 +28,7 @@ class Inventory:
     base_dir: Path  # where local state goes (for a user inventory: its directory)
     hosts: Mapping[str, InventoryHost]  # file order
     groups: Mapping[str, tuple[str, ...]]  # group -> host names (transitive), file order
+    warnings: tuple[str, ...] = ()  # what was not read, for the commands to print
 
     def select(self, pattern: str | None) -> list[InventoryHost]:
         """Hosts matching an Ansible ``--limit`` pattern (None: all), in inventory order.

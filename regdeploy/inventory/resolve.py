@@ -45,7 +45,11 @@ def resolve(raw: RawInventory, source: str, base_dir: Path, vars_dir: Path) -> I
     members: dict[str, tuple[str, ...]] = {
         group: tuple(h for h in hosts if group in hosts[h].groups) for group in raw.groups
     }
-    return Inventory(source=source, base_dir=base_dir, hosts=hosts, groups=members)
+    notes = tuple(
+        f"{path}: encrypted with ansible-vault, not read (regdeploy does not decrypt Vault)"
+        for path in vars_dirs.skipped
+    )
+    return Inventory(source=source, base_dir=base_dir, hosts=hosts, groups=members, warnings=notes)
 
 
 def _layers(raw: RawInventory, vars_dirs: VarsDirs, host: str, groups: list[str]) -> Iterator[VarsChunk]:

@@ -15,7 +15,7 @@ from regdeploy.errors import InventoryError
 from regdeploy.inventory.ini_loader import parse_ini_inventory
 from regdeploy.inventory.raw import RawInventory
 from regdeploy.inventory.yaml_loader import parse_yaml_inventory
-from regdeploy.inventory.yamlio import parse_json, parse_yaml, read_text
+from regdeploy.inventory.yamlio import is_vault_file, parse_json, parse_yaml, read_text
 
 # Ansible's INVENTORY_IGNORE_EXTS default (REJECT_EXTS + .orig, .cfg, .retry).
 IGNORED_SUFFIXES = (
@@ -55,6 +55,8 @@ def directory_files(directory: Path) -> list[Path]:
 def parse_file(path: Path, display: str, raw: RawInventory) -> None:
     """Parse one inventory file into ``raw``: YAML for .yml/.yaml/.json, INI for .ini, else sniffed."""
     text = read_text(path, display)
+    if is_vault_file(text):
+        raise InventoryError(f"{display}: encrypted with ansible-vault: regdeploy does not decrypt Vault")
     suffix = path.suffix.lower()
     if suffix in YAML_SUFFIXES:
         parse_yaml_inventory(parse_yaml(text, display), display, raw)

@@ -13,7 +13,7 @@ from typing import Any
 
 from regdeploy.errors import InventoryError
 from regdeploy.inventory.raw import VarsChunk, check_vars, kind_of
-from regdeploy.inventory.yamlio import load_data
+from regdeploy.inventory.yamlio import is_vault_file, load_data, read_text
 
 VARS_EXTENSIONS = (".yml", ".yaml", ".json")
 
@@ -58,6 +58,8 @@ class VarsDirs:
     def __init__(self, base: Path) -> None:
         self.base = base
         self._cache: dict[tuple[str, str], list[VarsChunk]] = {}
+        self.skipped: list[str] = []  # vault-encrypted files, not read
+
 
     def group(self, name: str) -> list[VarsChunk]:
         return self._load("group_vars", name)
@@ -68,5 +70,13 @@ class VarsDirs:
     def _load(self, kind: str, name: str) -> list[VarsChunk]:
         key = (kind, name)
         if key not in self._cache:
-            self._cache[key] = [load_vars_file(p) for p in find_vars_files(self.base / kind, name)]
+            chunks = []
+            for path in find_vars_files(self.base / kind, name):
+                if is_vault_file(read_text(path, str(path))):
+                    # Ansible's vault.yml pattern: secrets for other plays. Refusing the whole
+                    # inventory for it would make regdeploy unusable beside Ansible; the run says so.
+                    self.skipped.append(str(path))
+                    continue
+                chunks.append(load_vars_file(path))
+            self._cache[key] = chunks
         return self._cache[key]

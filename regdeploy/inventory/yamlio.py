@@ -9,29 +9,40 @@ from typing import Any
 import yaml
 
 from regdeploy.errors import InventoryError
+from regdeploy.inventory.unevaluated import Unsafe, Vaulted
 
 _VAULT_HEADER = "$ANSIBLE_VAULT;"
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that understands the tags Ansible users put in inventories."""
+    """SafeLoader that understands the tags Ansible users put in inventories; ``display`` names the
+    file in what it records."""
+
+    display = "inventory"
 
 
 def _construct_unsafe(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    # Ansible's !unsafe only stops Jinja templating of the value; we never template inventory
-    # values, so it is the plain value.
+    # Ansible's !unsafe only stops Jinja templating of the value: the plain value, its strings
+    # marked so that braces in them are not mistaken for a template.
     if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
+        return {k: _unsafe(v) for k, v in loader.construct_mapping(node, deep=True).items()}
     if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
+        return [_unsafe(v) for v in loader.construct_sequence(node, deep=True)]
     assert isinstance(node, yaml.ScalarNode)
-    return loader.construct_scalar(node)
+    return Unsafe(loader.construct_scalar(node))
+
+
+def _unsafe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _unsafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unsafe(v) for v in value]
+    return Unsafe(value) if isinstance(value, str) else value
 
 
 def _construct_vault(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    raise yaml.constructor.ConstructorError(
-        None, None, "Ansible Vault values (!vault) are not supported: use a secret reference", node.start_mark
-    )
+    # Kept as a placeholder: fine where regdeploy does not look, refused where it does.
+    return Vaulted(getattr(loader, "display", "inventory"), node.start_mark.line + 1)
 
 
 _Loader.add_constructor("!unsafe", _construct_unsafe)
@@ -49,14 +60,22 @@ def read_text(path: Path, display: str) -> str:
         raise InventoryError(f"{display}: not a UTF-8 text file") from None
     except OSError as exc:
         raise InventoryError(f"{display}: cannot read: {exc.strerror or exc}") from None
-    if text.startswith(_VAULT_HEADER):
-        raise InventoryError(f"{display}: Ansible Vault encrypted files are not supported")
     return text
+
+
+def is_vault_file(text: str) -> bool:
+    """A whole file encrypted with ansible-vault."""
+    return text.startswith(_VAULT_HEADER)
 
 
 def parse_yaml(text: str, display: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader subclass
+        loader = _Loader(text)  # a SafeLoader subclass
+        loader.display = display
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -78,6 +97,8 @@ def parse_json(text: str, display: str) -> Any:
 def load_data(path: Path, display: str) -> Any:
     """The file's content: JSON for ``.json`` (exact line numbers), YAML otherwise."""
     text = read_text(path, display)
+    if is_vault_file(text):
+        raise InventoryError(f"{display}: encrypted with ansible-vault: regdeploy does not decrypt Vault")
     if path.suffix.lower() == ".json":
         return parse_json(text, display)
     return parse_yaml(text, display)

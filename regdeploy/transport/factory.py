@@ -44,8 +44,24 @@ def open_transport(
     return SSHTransport(resolve_target(host, host_vars), notify)
 
 
+# The host variables regdeploy's transports read (Ansible's names, and regdeploy's own).
+CONNECTION_VARS = (
+    "ansible_connection", "ansible_host", "ansible_ssh_host", "ansible_port", "ansible_ssh_port",
+    "ansible_user", "ansible_ssh_user", "ansible_ssh_private_key_file", "ansible_private_key_file",
+    "ansible_ssh_known_hosts_file", "ansible_ssh_timeout", "ansible_timeout", "ansible_become",
+    "ansible_become_user", "ansible_become_method", "regdeploy_docker_host", "regdeploy_ssh_config",
+    "regdeploy_known_hosts", "regdeploy_connect_timeout", "regdeploy_accept_new_host_keys",
+)  # fmt: skip
+
+
 def check_connection(host: str, host_vars: Mapping[str, Any]) -> None:
     """Raise InputError now for connection variables that cannot work; contacts nothing."""
+    from regdeploy.inventory.unevaluated import problem
+
+    for name in CONNECTION_VARS:
+        reason = problem(host_vars.get(name))
+        if reason is not None:
+            raise InputError(f"host '{host}': {name} {reason}")
     if connection_kind(host, host_vars) == "ssh":
         from regdeploy.transport.sshconfig import resolve_target
 

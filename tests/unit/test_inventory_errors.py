@@ -38,10 +38,6 @@ def load_error(path: Path, text: str | bytes) -> str:
             "hosts.yml:3: expected a single document in the stream, but found another document",
         ),
         (
-            "all:\n  vars:\n    p: !vault |\n      $ANSIBLE_VAULT;1.1\n",
-            "hosts.yml:3: Ansible Vault values (!vault) are not supported: use a secret reference",
-        ),
-        (
             "all:\n  vars: {a: !!python/name:os.system }\n",
             "hosts.yml:2: could not determine a constructor for the tag "
             "'tag:yaml.org,2002:python/name:os.system'",

@@ -155,11 +155,6 @@ def test_host_name_cannot_reach_outside_host_vars(tmp_path):
         ("all.yml", "1: x\n", "all.yml: top level: variable name 1 must be a string"),
         ("all.yml", "a: 1\nb: c: d\n", "all.yml:2: mapping values are not allowed here"),
         ("all.json", '{"a": 1,\n}', "all.json:2: Expecting property name enclosed in double quotes"),
-        (
-            "all.yml",
-            "$ANSIBLE_VAULT;1.1;AES256\n3036\n",
-            "all.yml: Ansible Vault encrypted files are not supported",
-        ),
     ],
 )
 def test_bad_vars_file_is_an_error_naming_it(tmp_path, name, text, message):
