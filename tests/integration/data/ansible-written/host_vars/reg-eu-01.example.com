@@ -1,0 +1,3 @@
+registry:
+  data_dir: /srv/registry
+backup: true
