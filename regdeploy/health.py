@@ -15,8 +15,17 @@ from regdeploy.errors import ApplyError
 HTPASSWD_MISSING = ("htpasswd is missing", "provisioning with default user")
 
 
+# What Go's net/http answers (400) to plain HTTP on a TLS listener.
+_TLS_LISTENER = b"HTTP request to an HTTPS server"
+
+
 def probe(address: str, port: int, ca_pem: bytes | None, timeout: float = 2.0) -> int:
-    """Status of ``GET /`` (200 without auth on a healthy registry); raises OSError when not serving."""
+    """Status of ``GET /`` (200 without auth on a healthy registry); raises OSError when not serving.
+
+    Without a CA (tls.mode none, or letsencrypt where the registry gets its own certificate) it
+    speaks plain HTTP. A TLS listener answers that with Go's "HTTP request to an HTTPS server":
+    it serves, and counts as 200. A TLS handshake there would make the registry ask Let's Encrypt
+    for a certificate, which readiness must not depend on (nor cause)."""
     if ca_pem is None:
         conn: http.client.HTTPConnection = http.client.HTTPConnection(address, port, timeout=timeout)
     else:
@@ -26,7 +35,10 @@ def probe(address: str, port: int, ca_pem: bytes | None, timeout: float = 2.0) -
         conn = http.client.HTTPSConnection(address, port, timeout=timeout, context=ctx)
     try:
         conn.request("GET", "/")
-        return conn.getresponse().status
+        response = conn.getresponse()
+        if ca_pem is None and response.status == 400 and _TLS_LISTENER in response.read(512):
+            return 200
+        return response.status
     finally:
         conn.close()
 

@@ -26,6 +26,7 @@ def register(cli: click.Group) -> None:
 def _run_up(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
             check: bool, with_diff: bool, adopt: bool, connect: dict[str, Any],
             serial: int | None = None, fail_fast: bool = False) -> None:  # fmt: skip
+    from regdeploy.certs.notices import tls_warnings
     from regdeploy.cli.output import print_up, up_json
     from regdeploy.fanout import fan_out
     from regdeploy.run import outcomes, prepare, up_host
@@ -36,6 +37,10 @@ def _run_up(inventory: Path | None, limit: str | None, forks: int, as_json: bool
 
     def say(host: str, message: str) -> None:
         progress(f"[{host}] {run.masker.mask(message)}")
+
+    for job in run.jobs:  # CA near expiry, plain HTTP, ACME port: worth saying on every run
+        for warning in tls_warnings(job.spec, job.materials.tls):
+            say(job.name, f"warning: {warning}")
 
     results = outcomes(
         fan_out(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import ipaddress
 import json
 import os
@@ -405,3 +406,27 @@ def test_letsencrypt_settings_start_the_real_registry(deployment: Deployment, tm
         assert b"listening on [::]:5000, tls" in logs, logs.decode(errors="replace")[-2000:]
     finally:
         container.remove(force=True, v=True)  # and the image's anonymous /var/lib/registry volume
+
+
+def test_up_with_letsencrypt_waits_for_the_tls_listener_without_a_handshake(deployment: Deployment) -> None:
+    """The registry gets its certificate from Let's Encrypt at the first TLS handshake, so `up` must
+    see it serve without one: plain HTTP to its TLS listener answers 400 "HTTP request to an HTTPS
+    server". (No handshake happens here: nothing asks Let's Encrypt for anything.)"""
+    acme = {"email": "ops@example.com", "hosts": ["registry.example.com"]}
+    deployment.registry["tls"] = {"mode": "letsencrypt", "letsencrypt": acme}
+    deployment.write()
+    report = deployment.up_json()
+    assert report["ok"] and (f"container:{deployment.name}", "create") in changes(report)
+    assert not (deployment.config / "certs").exists() or not any((deployment.config / "certs").iterdir())
+    conn = http.client.HTTPConnection("127.0.0.1", deployment.port, timeout=5)
+    try:
+        conn.request("GET", "/")
+        answer = conn.getresponse()
+        assert answer.status == 400 and b"HTTP request to an HTTPS server" in answer.read()
+    finally:
+        conn.close()
+    again = deployment.run("up")
+    assert again.exit_code == 0 and "localhost: ok, no changes" in again.stdout, again.output
+    # Published on a test port, not 443: the run says Let's Encrypt cannot validate it there.
+    warning = "[localhost] warning: tls.mode letsencrypt: Let's Encrypt checks the host names on port 443"
+    assert warning in again.stderr
