@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from regdeploy.cli.common import emit_json, host_options, progress
+from regdeploy.cli.common import connect_options, connect_vars, emit_json, host_options, progress
 from regdeploy.errors import EXIT_FAILED, EXIT_OK, InputError
 
 if TYPE_CHECKING:
@@ -161,7 +161,9 @@ def password_options(func: F) -> F:
 
 @users.command("list")
 @host_options
-def list_users(inventory: Path | None, limit: str | None, forks: int, as_json: bool) -> None:
+@connect_options
+def list_users(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
+               connect_timeout: float | None, accept_new_host_keys: bool) -> None:  # fmt: skip
     """Who exists on each host's htpasswd, against the inventory (drift shown).
 
     Never prints passwords or hashes. Status: ok, out-of-date (another password
@@ -172,7 +174,7 @@ def list_users(inventory: Path | None, limit: str | None, forks: int, as_json: b
     from regdeploy.run import prepare
     from regdeploy.users_report import host_users, print_users
 
-    run = prepare(inventory, limit)
+    run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
     results = fan_out(run.jobs, lambda j: j.name, host_users, forks)
     payload = {
         "ok": not any(isinstance(r, Exception) for r in results.values()),
@@ -197,9 +199,11 @@ def list_users(inventory: Path | None, limit: str | None, forks: int, as_json: b
     "--generate", is_flag=True, help="Generate a strong password (the default without a password option)."
 )
 @output_options
+@connect_options
 def add_user(name: str, inventory: Path | None, limit: str | None, forks: int, as_json: bool,
              password_stdin: bool, password_file: Path | None, generate: bool,
-             output: Path | None, fmt: str) -> None:  # fmt: skip
+             output: Path | None, fmt: str, connect_timeout: float | None,
+             accept_new_host_keys: bool) -> None:  # fmt: skip
     """Add user NAME to every targeted registry (kept in the state directory).
 
     \b
@@ -217,7 +221,8 @@ def add_user(name: str, inventory: Path | None, limit: str | None, forks: int, a
     supplied = _read_password(password_stdin, password_file)
     if supplied is not None and generate:
         raise InputError("--generate and a password option: give one of them")
-    inv, specs = load_specs(inventory, limit)
+    connect = connect_vars(connect_timeout, accept_new_host_keys)
+    inv, specs = load_specs(inventory, limit, connect)
     for host, _, spec in specs:
         if any(u.name == name for u in spec.auth.users):
             raise InputError(f"host '{host}': user {name!r} is defined in the inventory; change it there")
@@ -229,7 +234,7 @@ def add_user(name: str, inventory: Path | None, limit: str | None, forks: int, a
     save_state_user_names(state, [*names, name])
     state.write(f"secrets/{password_key(name)}", password.encode())
     state.commit()
-    run = prepare(inventory, limit)
+    run = prepare(inventory, limit, connect)
     pushed = _push(run, forks)
     _deliver({} if supplied else {name: password}, run, output, fmt, as_json)
     _report(pushed, as_json, {"user": name, "action": "add"})
@@ -238,7 +243,9 @@ def add_user(name: str, inventory: Path | None, limit: str | None, forks: int, a
 @users.command("remove")
 @click.argument("name")
 @host_options
-def remove_user(name: str, inventory: Path | None, limit: str | None, forks: int, as_json: bool) -> None:
+@connect_options
+def remove_user(name: str, inventory: Path | None, limit: str | None, forks: int, as_json: bool,
+                connect_timeout: float | None, accept_new_host_keys: bool) -> None:  # fmt: skip
     """Remove user NAME (added with `users add`) from every targeted registry.
 
     Users defined in the inventory are removed (or `disabled: true`) there.
@@ -247,7 +254,8 @@ def remove_user(name: str, inventory: Path | None, limit: str | None, forks: int
     from regdeploy.state import StateStore
     from regdeploy.users import password_key, save_state_user_names, state_user_names
 
-    inv, specs = load_specs(inventory, limit)
+    connect = connect_vars(connect_timeout, accept_new_host_keys)
+    inv, specs = load_specs(inventory, limit, connect)
     for host, _, spec in specs:
         if any(u.name == name for u in spec.auth.users):
             raise InputError(
@@ -260,7 +268,7 @@ def remove_user(name: str, inventory: Path | None, limit: str | None, forks: int
     save_state_user_names(state, [n for n in names if n != name])
     state.delete(f"secrets/{password_key(name)}")
     state.commit()
-    _report(_push(prepare(inventory, limit), forks), as_json, {"user": name, "action": "remove"})
+    _report(_push(prepare(inventory, limit, connect), forks), as_json, {"user": name, "action": "remove"})
 
 
 @users.command("rotate")
@@ -269,9 +277,10 @@ def remove_user(name: str, inventory: Path | None, limit: str | None, forks: int
 @host_options
 @password_options
 @output_options
+@connect_options
 def rotate(names: tuple[str, ...], all_users: bool, inventory: Path | None, limit: str | None, forks: int,
            as_json: bool, password_stdin: bool, password_file: Path | None, output: Path | None,
-           fmt: str) -> None:  # fmt: skip
+           fmt: str, connect_timeout: float | None, accept_new_host_keys: bool) -> None:  # fmt: skip
     """Give users new passwords and push them to every targeted registry, no restart.
 
     \b
@@ -293,7 +302,8 @@ def rotate(names: tuple[str, ...], all_users: bool, inventory: Path | None, limi
     if all_users == bool(names):
         raise InputError("name the users to rotate, or give --all (not both)")
     supplied = _read_password(password_stdin, password_file)
-    first = prepare(inventory, limit)
+    connect = connect_vars(connect_timeout, accept_new_host_keys)
+    first = prepare(inventory, limit, connect)
     specs = {u.name: u for job in first.jobs for u in job.spec.auth.users}
     targets = [n for n, u in specs.items() if u.password.kind == "generated"] if all_users else list(names)
     if supplied is not None and len(targets) != 1:
@@ -310,7 +320,7 @@ def rotate(names: tuple[str, ...], all_users: bool, inventory: Path | None, limi
     for name, password in credentials.items():
         first.state.write(f"secrets/{specs[name].password.name}", password.encode())
     first.state.commit()
-    run = prepare(inventory, limit)
+    run = prepare(inventory, limit, connect)
     pushed = _push(run, forks)
     _deliver(credentials if supplied is None else {}, run, output, fmt, as_json)
     _report(pushed, as_json, {"rotated": targets})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from regdeploy.cli.common import emit_json, host_options
+from regdeploy.cli.common import connect_options, connect_vars, emit_json, host_options
 from regdeploy.errors import EXIT_FAILED, EXIT_OK, InputError
 from regdeploy.verify.checks import CHECKS
 
@@ -37,8 +37,10 @@ def register(cli: click.Group) -> None:
     help="The name clients use for the registry (default: localhost for local hosts, else ansible_host "
     "or the inventory name). The certificate must match it; the engine check pushes to NAME:PORT.",
 )
+@connect_options
 def verify(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
-           checks: tuple[str, ...], persistence: bool, server_name: str | None) -> None:  # fmt: skip
+           checks: tuple[str, ...], persistence: bool, server_name: str | None,
+           connect_timeout: float | None, accept_new_host_keys: bool) -> None:  # fmt: skip
     """Prove each registry works as a client would use it: TLS, auth, push, pull.
 
     \b
@@ -63,7 +65,7 @@ def verify(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
 
     if server_name is not None and (not server_name or any(ch in server_name for ch in " /@\t\n")):
         raise InputError(f"--server-name {server_name!r}: expected a host name or an IP address")
-    run = prepare(inventory, limit)
+    run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
     if server_name is not None and len(run.jobs) > 1:
         raise InputError(f"--server-name names one registry, but {len(run.jobs)} hosts match: use --limit")
     selected = select_checks(checks, persistence)

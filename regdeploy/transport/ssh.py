@@ -24,6 +24,7 @@ import secrets
 import select
 import shlex
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 # Python would print them on stderr next to regdeploy's own one-line error. A NullHandler keeps them
 # out of the terminal while an application that configures logging still sees them.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
-log = logging.getLogger("regdeploy.ssh")
 
 IO_TIMEOUT = 60.0  # one command, one SFTP request, one Docker API read
 DU_TIMEOUT = 300.0  # `du` over a big registry walks every blob
@@ -120,13 +120,19 @@ def _sudo_refused(result: Result) -> bool:
     return result.err.startswith("sudo:") or (result.code == 127 and "sudo" in result.err)
 
 
+def _to_stderr(host: str, message: str) -> None:
+    print(f"[{host}] {message}", file=sys.stderr, flush=True)
+
+
 class SSHTransport:
     """The Transport protocol over SSH. Connects on first use; ``close()`` ends the connection."""
 
     def __init__(self, target: SshTarget, notify: Notify | None = None) -> None:
         self.host = target.host
         self.target = target
-        self._notify = notify or (lambda message: log.warning("%s: %s", target.host, message))
+        # Without a progress printer (status, users, verify, down, certs), notices such as an added
+        # host key still reach the user: on stderr, as progress lines do, never into --json stdout.
+        self._notify = notify or (lambda message: _to_stderr(target.host, message))
         self._clients: list[paramiko.SSHClient] = []  # jump hosts first, the host itself last
         self._sftp: paramiko.SFTPClient | None = None
         self._engine: ChannelEngine | None = None
@@ -464,6 +470,16 @@ class SSHTransport:
             )
         detail = " ".join(result.err.split())[:300] or f"exit code {result.code}"
         raise TransportError(f"{self.host}: cannot remove {path}: {detail}")
+
+    def remove_file(self, path: str) -> None:
+        # -f: a missing file is fine; no -r: a directory is an error, never a tree removed by mistake.
+        result = self._exec(["rm", "-f", "--", path], root=True)
+        if result.code != 0:
+            detail = " ".join(result.err.split())[:300] or f"exit code {result.code}"
+            raise TransportError(f"{self.host}: cannot remove {path}: {detail}")
+
+    def remove_empty_dir(self, path: str) -> bool:
+        return self._exec(["rmdir", "--", path], root=True).code == 0
 
     def creatable_problem(self, path: str) -> str | None:
         return remote.parse_creatable(
