@@ -131,11 +131,10 @@ class TransportFiles:
         self._t.put_file(path, data, 0o644)
 
     def remove(self, path: str) -> None:
-        # The Transport protocol has no single-file removal yet; refuse rather than remove a tree.
-        raise HostError(f"{self._t.host}: removing {path} is not supported over this connection yet")
+        self._t.remove_file(path)
 
     def prune(self, directory: str) -> None:
-        return None
+        self._t.remove_empty_dir(directory)
 
 
 @dataclass(frozen=True)

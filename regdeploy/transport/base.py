@@ -41,6 +41,14 @@ class Transport(Protocol):
 
     def remove_tree(self, path: str) -> None: ...
 
+    def remove_file(self, path: str) -> None:
+        """Remove one file (not a directory); a missing one is fine."""
+        ...
+
+    def remove_empty_dir(self, path: str) -> bool:
+        """Remove ``path`` only if it is an empty directory; True when it was removed."""
+        ...
+
     def creatable_problem(self, path: str) -> str | None:
         """Why directory ``path`` could not be created or written, or None when it can."""
         ...

@@ -72,6 +72,19 @@ class LocalTransport:
         except OSError as exc:
             raise TransportError(f"{self.host}: cannot remove {path}: {exc.strerror}") from None
 
+    def remove_file(self, path: str) -> None:
+        try:
+            Path(path).unlink(missing_ok=True)
+        except OSError as exc:
+            raise TransportError(f"{self.host}: cannot remove {path}: {exc.strerror}") from None
+
+    def remove_empty_dir(self, path: str) -> bool:
+        try:
+            Path(path).rmdir()
+        except OSError:  # not empty, gone, or not a directory: leave it
+            return False
+        return True
+
     def creatable_problem(self, path: str) -> str | None:
         p = Path(path)
         while not p.exists():

@@ -252,8 +252,9 @@ def assert_nothing_deployed(host: LabHost) -> None:
     assert host.docker("ps -aq --filter name=regdeploy-fault").strip() == ""
 
 
+@pytest.mark.parametrize("command", [["plan"], ["users", "list"]], ids=" ".join)
 def test_unknown_host_key_is_refused_then_accepted_on_request(
-    tmp_path: Path, lab: Lab, registry_image: str, fleet: tuple[Fleet, Result, float]
+    tmp_path: Path, lab: Lab, registry_image: str, fleet: tuple[Fleet, Result, float], command: list[str]
 ) -> None:
     lab3 = host_named(lab, "lab3")
     known = tmp_path / "known_hosts"
@@ -262,7 +263,7 @@ def test_unknown_host_key_is_refused_then_accepted_on_request(
     assert line.startswith(f"lab3: FAILED: unknown SSH host key for {lab3.ip} (ssh-ed25519 SHA256:")
     assert "--accept-new-host-keys" in line
     assert_nothing_deployed(lab3)
-    result = f.run("plan", "--accept-new-host-keys")
+    result = f.run(*command, "--accept-new-host-keys")
     assert result.exit_code == 0, result.output
     assert f"added the SSH host key of {lab3.ip}" in result.stderr
     assert known.read_text().split() == lab3.known_hosts_line.split()
@@ -411,3 +412,33 @@ def test_down_purges_hosts_and_says_when_it_may_not(fleet: tuple[Fleet, Result, 
         "cannot remove /home/ops/regdeploy/data: permission denied for ops (the registry writes its "
         "data as root): set ansible_become: true, or remove it as root"
     )
+
+
+def test_certs_trust_over_ssh_installs_then_removes_the_ca(
+    fleet: tuple[Fleet, Result, float], lab: Lab
+) -> None:
+    """A client reached over SSH (lab2, as a `clients` host of its own) gets lab1's CA under every address
+    clients may use; --remove takes exactly those files away again, and their emptied directories."""
+    f, _, _ = fleet
+    lab1, lab2 = host_named(lab, "lab1"), host_named(lab, "lab2")
+    client = {"ansible_host": lab2.ip, "ansible_user": "root", **{k: f.group_vars[k] for k in (
+        "ansible_ssh_private_key_file", "regdeploy_known_hosts", "regdeploy_ssh_config")}}  # fmt: skip
+    extra = f.root / "clients.yml"
+    extra.write_text(yaml.safe_dump({"all": {"children": {"clients": {"hosts": {"lab2-client": client}}}}}))
+    certs_d = "/etc/docker/certs.d"
+    try:
+        added = f.json("certs", "trust", "--limit", "lab2-client", "--registry", "lab1")
+        paths = [c["resource"].removeprefix("file:") for c in added["hosts"]["lab2-client"]["changes"]]
+        assert f"{certs_d}/{lab1.ip}:5001/ca.crt" in paths, added
+        ca = (f.root / ".regdeploy" / "ca" / "ca.crt").read_text()
+        for path in paths:
+            assert lab2.sh(f"cat {path}") == ca
+        removed = f.json("certs", "trust", "--limit", "lab2-client", "--registry", "lab1", "--remove")
+        gone = [c["resource"].removeprefix("file:") for c in removed["hosts"]["lab2-client"]["changes"]]
+        assert sorted(gone) == sorted(paths)
+        for path in paths:
+            directory = path.rsplit("/", 1)[0]
+            assert lab2.sh(f"test -e {directory} && echo left || echo gone").strip() == "gone"
+    finally:
+        extra.unlink()
+        lab2.sh(f"rm -rf {certs_d}/{lab1.ip}:5001", check=False)
