@@ -81,6 +81,27 @@ def apply_plan(
         raise ApplyError(f"{spec.host}: {exc}{''.join(restored)}") from None
 
 
+@dataclass(frozen=True)
+class _Container:
+    """What every container step needs: the engine, how the new container is made, how to tell it
+    serves, and how to put the previous files back."""
+
+    client: Any
+    transport: Transport
+    spec: RegistrySpec
+    wanted: Definition
+    ca_pem: bytes | None
+    mask: Callable[[str], str]
+    restore: Callable[[], None]
+
+    def create(self) -> Any:
+        return self.client.containers.create(**create_kwargs(self.spec, self.wanted, self.spec.name))
+
+    def wait_ready(self, container: Any) -> None:
+        s = self.spec
+        wait_ready(container, self.transport.address, s.port, self.ca_pem, s.health_timeout, self.mask)
+
+
 def _apply_container(
     client: Any,
     transport: Transport,
@@ -94,22 +115,23 @@ def _apply_container(
 ) -> None:
     import docker.errors
 
+    c = _Container(client, transport, spec, wanted, ca_pem, mask, restore)
     for change in plan.of_kind("container"):
         try:
             if change.action == "create":
                 progress(f"starting container {spec.name}")
-                _start_new(client, transport, spec, wanted, ca_pem, mask, restore)
+                _start_new(c)
             elif change.action in ("recreate", "adopt"):
                 progress(f"replacing container {spec.name} ({change.reason})")
-                _replace(client, transport, spec, wanted, ca_pem, mask, restore)
+                _replace(c)
             elif change.action == "start":
                 progress(f"starting container {spec.name}")
                 container = client.containers.get(spec.name)
                 container.start()
-                wait_ready(container, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+                c.wait_ready(container)
             elif change.action == "restart":
                 progress(f"restarting container {spec.name} ({change.reason})")
-                _restart(client.containers.get(spec.name), transport, spec, ca_pem, mask, restore)
+                _restart(c, client.containers.get(spec.name))
             elif change.action == "remove":
                 client.containers.get(change.target).remove(force=True)
         except docker.errors.APIError as exc:
@@ -118,83 +140,61 @@ def _apply_container(
             ) from None
 
 
-def _start_new(
-    client: Any,
-    transport: Transport,
-    spec: RegistrySpec,
-    wanted: Definition,
-    ca_pem: bytes | None,
-    mask: Callable[[str], str],
-    restore: Callable[[], None],
-) -> None:
-    container = client.containers.create(**create_kwargs(spec, wanted, spec.name))
+def _start_new(c: _Container) -> None:
+    container = c.create()
     try:
         container.start()
-        wait_ready(container, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+        c.wait_ready(container)
     except BaseException:
         container.remove(force=True)
-        restore()
+        c.restore()
         raise
 
 
-def _replace(
-    client: Any,
-    transport: Transport,
-    spec: RegistrySpec,
-    wanted: Definition,
-    ca_pem: bytes | None,
-    mask: Callable[[str], str],
-    restore: Callable[[], None],
-) -> None:
+def _replace(c: _Container) -> None:
     """Keep the old container aside until the new one serves; bring it back if it does not."""
     import docker.errors
 
-    old = client.containers.get(spec.name)
+    name = c.spec.name
+    old = c.client.containers.get(name)
     was_running = old.status in ("running", "restarting")
-    aside = spec.name + OLD_SUFFIX
+    aside = name + OLD_SUFFIX
     with contextlib.suppress(docker.errors.NotFound):
-        client.containers.get(aside).remove(force=True)
+        c.client.containers.get(aside).remove(force=True)
     old.rename(aside)
     try:
-        new = client.containers.create(**create_kwargs(spec, wanted, spec.name))
+        new = c.create()
     except BaseException:
-        old.rename(spec.name)
+        old.rename(name)
         raise
     try:
         # Stop only now: the gap is stop + start + first answer, not image or create time.
         old.stop(timeout=10)
         new.start()
-        wait_ready(new, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+        c.wait_ready(new)
     except BaseException:
         new.remove(force=True)
-        restore()  # before the old container starts again: it reads its files at start
-        old.rename(spec.name)
+        c.restore()  # before the old container starts again: it reads its files at start
+        old.rename(name)
         if was_running:
             old.start()
             # The caller reports the failure; the registry that served before should serve again
             # when it does. If even the old one cannot start, that is the error worth showing.
-            wait_ready(old, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+            c.wait_ready(old)
         raise
     old.remove()  # without v=True: anonymous volumes of an adopted container survive
 
 
-def _restart(
-    container: Any,
-    transport: Transport,
-    spec: RegistrySpec,
-    ca_pem: bytes | None,
-    mask: Callable[[str], str],
-    restore: Callable[[], None],
-) -> None:
+def _restart(c: _Container, container: Any) -> None:
     """Restart the same container to read rewritten files; if it does not answer, restart it on
     the previous files."""
     try:
         container.restart(timeout=10)
-        wait_ready(container, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+        c.wait_ready(container)
     except BaseException:
-        restore()
+        c.restore()
         container.restart(timeout=10)
-        wait_ready(container, transport.address, spec.port, ca_pem, spec.health_timeout, mask)
+        c.wait_ready(container)
         raise
 
 
