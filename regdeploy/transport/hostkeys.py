@@ -6,11 +6,16 @@ OpenSSH's rules, with one difference on purpose: there is no way to switch check
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import fcntl
+import hashlib
+import hmac
 import os
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
@@ -19,6 +24,13 @@ from regdeploy.errors import TransportError
 
 # Hosts of one run add keys to the same file from several threads; flock covers other processes.
 _APPEND_LOCK = threading.Lock()
+# known_hosts files are read once per run, not once per host, and only the lines naming the host
+# become keys. paramiko's HostKeys.load() builds a key for every line and checks each name against
+# all earlier entries (an HMAC per hashed one): for a known_hosts of a few hundred lines that costs
+# more than the SSH handshake, and it was paid again for every host. Keyed by path, mtime and size,
+# so a key appended during the run is seen.
+_INDEX: dict[tuple[str, int, int], list[_Line]] = {}
+_INDEX_LOCK = threading.Lock()
 
 Notify = Callable[[str], None]
 
@@ -32,17 +44,81 @@ def fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
 
 
-def load_known_hosts(client: paramiko.SSHClient, files: list[str]) -> None:
-    """Add every readable known_hosts file to *client*'s keys (missing files are simply empty)."""
+def known_host_name(hostname: str, port: int) -> str:
+    """The name paramiko (and OpenSSH) looks a host's key up by."""
+    return hostname if port == 22 else f"[{hostname}]:{port}"
+
+
+def load_known_hosts(client: paramiko.SSHClient, files: list[str], name: str) -> None:
+    """Give *client* the keys recorded for *name* (see :func:`known_host_name`) in the readable
+    known_hosts *files* (missing files are simply empty). As with paramiko's own loading, the first
+    key of each type wins, in file order."""
     keys = client.get_host_keys()
-    for name in files:
-        path = Path(name)
-        if not path.is_file():
-            continue
+    seen: set[str] = set()
+    for file in files:
+        for line in _index(Path(file)):
+            if line.keytype not in seen and line.matches(name):
+                key = line.key()
+                if key is not None:
+                    seen.add(line.keytype)
+                    keys.add(name, key.get_name(), key)
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One known_hosts line, its key still undecoded: ``names`` plain or hashed (``|1|salt|hmac``)."""
+
+    names: tuple[str, ...]
+    keytype: str
+    blob: str
+
+    def matches(self, name: str) -> bool:
+        for entry in self.names:
+            if entry == name:
+                return True
+            if entry.startswith("|1|"):
+                salt, _, digest = entry[3:].partition("|")
+                with contextlib.suppress(ValueError, binascii.Error):
+                    mac = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
+                    if hmac.compare_digest(base64.b64encode(mac).decode(), digest):
+                        return True
+        return False
+
+    def key(self) -> paramiko.PKey | None:
         try:
-            keys.load(str(path))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TransportError(f"cannot read known_hosts file {path}: {exc}") from None
+            return paramiko.PKey.from_type_string(self.keytype, base64.b64decode(self.blob))
+        except (paramiko.SSHException, paramiko.pkey.UnknownKeyType, ValueError, binascii.Error):
+            return None  # a key type paramiko does not know, or a damaged line: as paramiko skips it
+
+
+def _index(path: Path) -> list[_Line]:
+    try:
+        st = path.stat()
+    except OSError:
+        return []
+    if not path.is_file():
+        return []
+    cache_key = (str(path), st.st_mtime_ns, st.st_size)
+    with _INDEX_LOCK:
+        lines = _INDEX.get(cache_key)
+        if lines is None:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise TransportError(f"cannot read known_hosts file {path}: {exc}") from None
+            lines = _INDEX[cache_key] = _parse(text)
+    return lines
+
+
+def _parse(text: str) -> list[_Line]:
+    out = []
+    for raw in text.splitlines():
+        fields = raw.split()
+        # Comments, blank lines and @cert-authority / @revoked markers: paramiko uses none of them.
+        if len(fields) < 3 or fields[0].startswith(("#", "@")):
+            continue
+        out.append(_Line(tuple(fields[0].split(",")), fields[1], fields[2]))
+    return out
 
 
 def unknown_key_message(host: str, name: str, key: paramiko.PKey, known_hosts: str) -> str:

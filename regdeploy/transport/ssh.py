@@ -38,7 +38,13 @@ from regdeploy.transport import remote
 from regdeploy.transport.base import FileState
 from regdeploy.transport.dockerssh import ENGINE_ERRORS, ChannelEngine, FirstThenOpen, StreamlocalTransport
 from regdeploy.transport.engine import API_VERSION
-from regdeploy.transport.hostkeys import CheckPolicy, HostKeyError, changed_key_message, load_known_hosts
+from regdeploy.transport.hostkeys import (
+    CheckPolicy,
+    HostKeyError,
+    changed_key_message,
+    known_host_name,
+    load_known_hosts,
+)
 from regdeploy.transport.sshconfig import Hop, SshTarget
 
 if TYPE_CHECKING:
@@ -186,7 +192,8 @@ class SSHTransport:
     def _handshake(self, hop: Hop, sock: Any) -> paramiko.SSHClient:
         target = self.target
         client = paramiko.SSHClient()
-        load_known_hosts(client, [target.known_hosts, *target.global_known_hosts])
+        known = [target.known_hosts, *target.global_known_hosts]
+        load_known_hosts(client, known, known_host_name(hop.hostname, hop.port))
         client.set_missing_host_key_policy(
             CheckPolicy(self.host, target.known_hosts, target.accept_new, self._notify)
         )
