@@ -14,35 +14,18 @@ Targets (issue 6): 8 hosts <= 1.5x the time of 1 host; an idempotent `up` over S
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 
+from common import REGDEPLOY, cli_env, timed_cpu
 from lab import Lab, start_lab
-
-REGDEPLOY = [sys.executable, "-m", "regdeploy"]
-
-
-def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds of the process, and the CPU seconds it used itself (user + system)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(args, capture_output=True, text=True, env=env)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def write_inventory(root: Path, lab: Lab, image: str) -> None:
@@ -71,11 +54,23 @@ def reset(lab: Lab, count: int, image: str) -> None:
         )
 
 
+def pad_known_hosts(path: Path, count: int) -> None:
+    import paramiko
+
+    key = paramiko.ECDSAKey.generate()
+    lines = [f"{paramiko.HostKeys.hash_host(f'host{i}.example.com')} {key.get_name()} {key.get_base64()}\n"
+             for i in range(count)]  # fmt: skip
+    path.write_text("".join(lines) + path.read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--hosts", default="1,4,8", help="comma-separated host counts")
     parser.add_argument("--runs", type=int, default=5, help="idempotent runs per count (median)")
     parser.add_argument("--image", default="regdeploy-test/registry:2.8.2")
+    parser.add_argument("--known-hosts-lines", type=int, default=0, metavar="N",
+                        help="put N other hosts' hashed keys before the lab's in known_hosts, as a "
+                        "long-lived ~/.ssh/known_hosts has")  # fmt: skip
     args = parser.parse_args()
     counts = [int(n) for n in args.hosts.split(",")]
 
@@ -84,24 +79,23 @@ def main() -> None:
     client = docker.from_env()
     tmp = Path(tempfile.mkdtemp(prefix="regdeploy-bench-fleet-"))
     lab = start_lab(client, max(counts), tmp / "lab")
-    # An installed package has compiled bytecode; a development checkout run with
-    # PYTHONDONTWRITEBYTECODE recompiles every module on every start. Measure the former, with the
-    # bytecode kept out of the source tree.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    if args.known_hosts_lines:
+        pad_known_hosts(lab.known_hosts, args.known_hosts_lines)
+    known_lines = len(lab.known_hosts.read_text().splitlines())
+    env = cli_env(tmp)
     rows: list[tuple[int, float, float, float, float, float]] = []
     try:
         inventory = tmp / "inventory"
         write_inventory(inventory, lab, args.image)
         up = [*REGDEPLOY, "up", "-i", str(inventory)]
         # Warm-up: the run's state (CA, passwords, bcrypt hashes) is made once, as for a real user.
-        timed([*up, "--limit", "lab1"], env)
+        timed_cpu([*up, "--limit", "lab1"], env)
         size = client.images.get(args.image).attrs.get("Size", 0)
         for count in counts:
             limit = ["--limit", ",".join(h.name for h in lab.hosts[:count])]
             reset(lab, count, args.image)
-            first, first_cpu = timed([*up, *limit], env)
-            again = [timed([*up, *limit], env) for _ in range(args.runs)]
+            first, first_cpu = timed_cpu([*up, *limit], env)
+            again = [timed_cpu([*up, *limit], env) for _ in range(args.runs)]
             walls = [wall for wall, _ in again]
             cpu = statistics.median(c for _, c in again)
             rows.append((count, first, first_cpu, statistics.median(walls), max(walls), cpu))
@@ -111,7 +105,8 @@ def main() -> None:
 
     print(f"\nregdeploy up over SSH on lab hosts (image {args.image}, {size / 1e6:.1f} MB; 2 cores)")
     built = f"lab image built in {lab.image_seconds:.0f}s" if lab.image_seconds else "lab image cached"
-    print(f"lab: {len(lab.hosts)} hosts created in {lab.seconds:.1f}s ({built})")
+    print(f"lab: {len(lab.hosts)} hosts created in {lab.seconds:.1f}s ({built}); "
+          f"known_hosts: {known_lines} lines")  # fmt: skip
     print("wall seconds of whole CLI processes; cpu = seconds the regdeploy process itself computed")
     header = ("hosts", "first up (ships)", "cpu", "idempotent (median)", "max", "cpu")
     print("  ".join(f"{h:>{w}}" for h, w in zip(header, (5, 16, 5, 19, 5, 5), strict=True)))

@@ -10,35 +10,12 @@ removes them at the end.
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import yaml
-
-REGDEPLOY = [sys.executable, "-m", "regdeploy"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def timed(args: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(args, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return elapsed
+from common import REGDEPLOY, cli_env, local_inventory, remove_local, timed
 
 
 def main() -> None:
@@ -48,19 +25,8 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="regdeploy-bench-"))
-    name = f"regdeploy-bench-{secrets.token_hex(3)}"
-    inventory = tmp / "hosts.yml"
-    registry = {
-        "name": name,
-        "image": args.image,
-        "port": free_port(),
-        "config_dir": str(tmp / "config"),
-        "data_dir": str(tmp / "data"),
-        "auth": {"users": [{"name": "bench"}]},
-    }
-    host = {"ansible_connection": "local", "registry": registry}
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": host}}}))
-    env = dict(os.environ)
+    inventory, name = local_inventory(tmp, args.image)
+    env = cli_env(tmp)
     up = [*REGDEPLOY, "up", "-i", str(inventory)]
     down = [*REGDEPLOY, "down", "--purge-data", "--yes", "-i", str(inventory)]
     first: list[float] = []
@@ -70,14 +36,12 @@ def main() -> None:
         timed(down, env)
         for _ in range(args.runs):
             first.append(timed(up, env))
-            for _ in range(1):
-                rerun.append(timed(up, env))
+            rerun.append(timed(up, env))
             timed(down, env)
         timed(up, env)
         rerun += [timed(up, env) for _ in range(args.runs)]
     finally:
-        subprocess.run(down, env=env, capture_output=True)
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        remove_local(inventory, name, env)
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"regdeploy up, local engine, image {args.image} present, {args.runs} runs each")

@@ -10,20 +10,12 @@ hashes, and the registry picks the new file up without a restart. Cleans up afte
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import shutil
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
-import yaml
-from up import REGDEPLOY, free_port, timed
-
-
-def run(args: list[str]) -> float:
-    return timed(args, dict(os.environ))
+from common import REGDEPLOY, cli_env, local_inventory, remove_local, timed
 
 
 def main() -> None:
@@ -32,27 +24,17 @@ def main() -> None:
     parser.add_argument("--image", default="regdeploy-test/registry:2.8.2")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="regdeploy-bench-"))
-    name = f"regdeploy-bench-{secrets.token_hex(3)}"
-    registry = {
-        "name": name,
-        "image": args.image,
-        "port": free_port(),
-        "config_dir": str(tmp / "config"),
-        "data_dir": str(tmp / "data"),
-        "auth": {"users": [{"name": f"user-{i:03d}"} for i in range(100)]},
-    }
-    inventory = tmp / "hosts.yml"
-    host = {"ansible_connection": "local", "registry": registry}
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": host}}}))
+    users = {"users": [{"name": f"user-{i:03d}"} for i in range(100)]}
+    inventory, name = local_inventory(tmp, args.image, auth=users)
+    env = cli_env(tmp)
     inv = ["-i", str(inventory)]
     try:
-        first = run([*REGDEPLOY, "up", *inv])
-        times = [run([*REGDEPLOY, "users", "rotate", "user-042", "-o", str(tmp / "c.txt"), *inv])
+        first = timed([*REGDEPLOY, "up", *inv], env)
+        times = [timed([*REGDEPLOY, "users", "rotate", "user-042", "-o", str(tmp / "c.txt"), *inv], env)
                  for _ in range(args.runs)]  # fmt: skip
-        rerun = run([*REGDEPLOY, "up", *inv])
+        rerun = timed([*REGDEPLOY, "up", *inv], env)
     finally:
-        subprocess.run([*REGDEPLOY, "down", "--purge-data", "--yes", *inv], capture_output=True)
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        remove_local(inventory, name, env)
         shutil.rmtree(tmp, ignore_errors=True)
     print("regdeploy users rotate, 1 user among 100, bcrypt cost 10, local engine")
     print(f"  first up (100 users hashed):  {first:.3f} s")

@@ -14,12 +14,8 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
-import os
-import secrets
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,16 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
+from common import REGDEPLOY, cli_env, free_port, local_inventory, remove_local, run, timed
 
-REGDEPLOY = [sys.executable, "-m", "regdeploy"]
 BRIDGE_GATEWAY = "172.17.0.1"  # the docker host as the registry container sees it
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
@@ -50,10 +39,6 @@ class _Hook(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def run(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, env=dict(os.environ), capture_output=True, text=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -65,45 +50,33 @@ def main() -> None:
     receiver = http.server.ThreadingHTTPServer(("0.0.0.0", 0), _Hook)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     tmp = Path(tempfile.mkdtemp(prefix="regdeploy-bench-"))
-    name = f"regdeploy-bench-{secrets.token_hex(3)}"
-    inventory = tmp / "hosts.yml"
-    registry = {
-        "name": name,
-        "image": args.image,
-        "port": free_port(),
-        "config_dir": str(tmp / "config"),
-        "data_dir": str(tmp / "data"),
-        "debug": {"port": free_port()},
-        "tls": {"mode": "selfsigned"},
-        "auth": {"users": [{"name": "bench"}], "bcrypt_cost": args.bcrypt_cost},
-        "notifications": {
-            "endpoints": [
-                {"name": "hook", "url": f"http://{BRIDGE_GATEWAY}:{receiver.server_address[1]}/hook"}
-            ]
-        },
-    }
-    host = {"ansible_connection": "local", "registry": registry}
-    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": host}}}))
+    hook = f"http://{BRIDGE_GATEWAY}:{receiver.server_address[1]}/hook"
+    inventory, name = local_inventory(
+        tmp,
+        args.image,
+        debug={"port": free_port()},
+        tls={"mode": "selfsigned"},
+        auth={"users": [{"name": "bench"}], "bcrypt_cost": args.bcrypt_cost},
+        notifications={"endpoints": [{"name": "hook", "url": hook}]},
+    )
+    env = cli_env(tmp)
     verify = [*REGDEPLOY, "verify", "-i", str(inventory), "--json"]
     if args.persistence:
         verify.append("--persistence")
     walls: list[float] = []
     per_check: dict[str, list[float]] = {}
     try:
-        up = run([*REGDEPLOY, "up", "-i", str(inventory)])
-        if up.returncode != 0:
-            sys.exit(f"regdeploy up failed:\n{up.stdout}\n{up.stderr}")
+        timed([*REGDEPLOY, "up", "-i", str(inventory)], env)
         for _ in range(args.runs):
             started = time.perf_counter()
-            proc = run(verify)
+            proc = run(verify, env)
             walls.append(time.perf_counter() - started)
             if proc.returncode != 0:
                 sys.exit(f"regdeploy verify failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
             for check in json.loads(proc.stdout)["hosts"]["localhost"]["checks"]:
                 per_check.setdefault(check["name"], []).append(check["seconds"])
     finally:
-        run([*REGDEPLOY, "down", "--purge-data", "--yes", "-i", str(inventory)])
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        remove_local(inventory, name, env)
         shutil.rmtree(tmp, ignore_errors=True)
         receiver.shutdown()
         receiver.server_close()
