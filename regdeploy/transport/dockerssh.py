@@ -17,9 +17,7 @@ change. Both keep their HTTP connection alive: each usually uses one channel for
 from __future__ import annotations
 
 import http.client
-import json
 import threading
-import urllib.parse
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -28,7 +26,7 @@ from paramiko.common import cMSG_CHANNEL_OPEN, cMSG_IGNORE
 from paramiko.message import Message
 
 from regdeploy.errors import TransportError
-from regdeploy.transport.engine import API_VERSION
+from regdeploy.transport.engine_api import HttpEngine
 
 ChannelOpener = Callable[[float], paramiko.Channel]
 
@@ -130,22 +128,12 @@ class _ChannelHTTPConnection(http.client.HTTPConnection):
 ENGINE_ERRORS = (OSError, EOFError, http.client.HTTPException, paramiko.SSHException)
 
 
-class ChannelEngine:
-    """The read-only Engine probes (regdeploy.transport.engine_api.Engine) over SSH channels."""
+class ChannelEngine(HttpEngine):
+    """The read-only Engine probes over SSH channels (a forwarded docker.sock, or `docker system
+    dial-stdio`)."""
 
     def __init__(self, host: str, opener: ChannelOpener, timeout: float) -> None:
-        self._host = host
-        self._conn = _ChannelHTTPConnection(opener, timeout)
-
-    def request(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        """GET *path* (unversioned); raises the transport's own errors (ENGINE_ERRORS) unchanged."""
-        try:
-            self._conn.request("GET", path)
-            resp = self._conn.getresponse()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-        except BaseException:
-            self._conn.close()  # a half-read response must not be reused
-            raise
+        super().__init__(host, _ChannelHTTPConnection(opener, timeout))
 
     def ping(self) -> str:
         """The engine's API version (``Api-Version`` of ``GET /_ping``); "" when it does not say."""
@@ -154,30 +142,11 @@ class ChannelEngine:
             raise http.client.HTTPException(f"GET /_ping answered {status}: {body[:100]!r}")
         return headers.get("api-version", "")
 
-    def _get(self, path: str) -> dict[str, Any] | None:
+    def _fetch(self, path: str) -> tuple[int, bytes]:
         try:
-            status, _, body = self.request(f"/v{API_VERSION}{path}")
+            return super()._fetch(path)
         except ENGINE_ERRORS as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise TransportError(
                 f"{self._host}: lost the connection to the Docker engine: {reason}"
             ) from None
-        if status == 404:
-            return None
-        if status != 200:
-            try:
-                message = str(json.loads(body or b"{}").get("message"))
-            except ValueError:
-                message = body[:200].decode(errors="replace")
-            raise TransportError(f"{self._host}: Docker engine: GET {path}: {message}")
-        value = json.loads(body)
-        return value if isinstance(value, dict) else {"value": value}
-
-    def inspect_container(self, name: str) -> dict[str, Any] | None:
-        return self._get(f"/containers/{urllib.parse.quote(name, safe='')}/json")
-
-    def inspect_image(self, ref: str) -> dict[str, Any] | None:
-        return self._get(f"/images/{urllib.parse.quote(ref, safe='')}/json")
-
-    def close(self) -> None:
-        self._conn.close()

@@ -38,30 +38,37 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-class SocketEngine:
-    """The Engine API on a unix socket, one kept-alive connection, JSON in and out."""
+class HttpEngine:
+    """The probes over one kept-alive HTTP connection to the Engine API, JSON in and out. Subclasses
+    say how a request travels (``_fetch``) and what losing the engine means to the user."""
 
-    def __init__(self, host: str, socket_path: str, timeout: float = 30.0) -> None:
+    def __init__(self, host: str, conn: http.client.HTTPConnection) -> None:
         self._host = host
-        self._path = socket_path
-        self._conn = _UnixConnection(socket_path, timeout)
+        self._conn = conn
+
+    def request(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """GET *path* (unversioned); errors of the connection propagate unchanged."""
+        try:
+            self._conn.request("GET", path)
+            resp = self._conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        except BaseException:
+            self._conn.close()  # a half-read response must not be reused
+            raise
+
+    def _fetch(self, path: str) -> tuple[int, bytes]:
+        status, _, body = self.request(path)
+        return status, body
 
     def _get(self, path: str) -> dict[str, Any] | None:
-        try:
-            self._conn.request("GET", f"/v{API_VERSION}{path}")
-            resp = self._conn.getresponse()
-            body = resp.read()
-        except OSError as exc:
-            self._conn.close()
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            where = f"unix://{self._path}"
-            raise TransportError(
-                f"{self._host}: cannot reach the Docker engine at {where}: {reason}; is dockerd running?"
-            ) from None
-        if resp.status == 404:
+        status, body = self._fetch(f"/v{API_VERSION}{path}")
+        if status == 404:
             return None
-        if resp.status != 200:
-            message = json.loads(body or b"{}").get("message", body[:200].decode(errors="replace"))
+        if status != 200:
+            try:
+                message = str(json.loads(body or b"{}").get("message"))
+            except ValueError:
+                message = body[:200].decode(errors="replace")
             raise TransportError(f"{self._host}: Docker engine: GET {path}: {message}")
         value = json.loads(body)
         return value if isinstance(value, dict) else {"value": value}
@@ -74,6 +81,24 @@ class SocketEngine:
 
     def close(self) -> None:
         self._conn.close()
+
+
+class SocketEngine(HttpEngine):
+    """The Engine API on a unix socket."""
+
+    def __init__(self, host: str, socket_path: str, timeout: float = 30.0) -> None:
+        super().__init__(host, _UnixConnection(socket_path, timeout))
+        self._path = socket_path
+
+    def _fetch(self, path: str) -> tuple[int, bytes]:
+        try:
+            return super()._fetch(path)
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise TransportError(
+                f"{self._host}: cannot reach the Docker engine at unix://{self._path}: {reason}; "
+                "is dockerd running?"
+            ) from None
 
 
 class SdkEngine:
