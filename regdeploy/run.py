@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,12 @@ class HostJob:
     vars: Mapping[str, Any]
     spec: RegistrySpec
     materials: HostMaterials
-    rendered: Rendered
+
+    @cached_property
+    def rendered(self) -> Rendered:
+        """The host's files, rendered on first use: commands that only read (verify, status) never
+        pay for the Jinja templates."""
+        return render(self.spec, self.materials)
 
 
 @dataclass
@@ -81,8 +87,16 @@ def load_specs(
     return inventory, specs
 
 
-def prepare(inventory_path: Path | None, limit: str | None, connect: Mapping[str, Any] | None = None) -> Run:
-    """Everything that can be checked without touching a host. Raises InputError on bad input."""
+def prepare(
+    inventory_path: Path | None,
+    limit: str | None,
+    connect: Mapping[str, Any] | None = None,
+    render_files: bool = True,
+) -> Run:
+    """Everything that can be checked without touching a host. Raises InputError on bad input.
+
+    *render_files*: render every host's files now, so a broken template stops the run before any
+    host is touched; commands that never write files pass False."""
     inventory, specs = load_specs(inventory_path, limit, connect)
     masker = Masker()
     state = StateStore.beside(inventory.base_dir)
@@ -92,7 +106,10 @@ def prepare(inventory_path: Path | None, limit: str | None, connect: Mapping[str
     for name, host_vars, inventory_spec in specs:
         spec = with_state_users(inventory_spec, extra_users)
         materials = builder.build(spec, host_vars)
-        run.jobs.append(HostJob(name, host_vars, spec, materials, render(spec, materials)))
+        job = HostJob(name, host_vars, spec, materials)
+        if render_files:
+            _ = job.rendered
+        run.jobs.append(job)
     return run
 
 

@@ -201,7 +201,7 @@ def status(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
     from regdeploy.run import prepare
     from regdeploy.status import host_status, print_status
 
-    run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
+    run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys), render_files=False)
     results = fan_out(run.jobs, lambda j: j.name, host_status, forks)
     payload = {
         "ok": all(not isinstance(r, Exception) and r.get("running") for r in results.values()),

@@ -174,7 +174,7 @@ def list_users(inventory: Path | None, limit: str | None, forks: int, as_json: b
     from regdeploy.run import prepare
     from regdeploy.users_report import host_users, print_users
 
-    run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
+    run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys), render_files=False)
     results = fan_out(run.jobs, lambda j: j.name, host_users, forks)
     payload = {
         "ok": not any(isinstance(r, Exception) for r in results.values()),

@@ -65,7 +65,7 @@ def verify(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
 
     if server_name is not None and (not server_name or any(ch in server_name for ch in " /@\t\n")):
         raise InputError(f"--server-name {server_name!r}: expected a host name or an IP address")
-    run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
+    run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys), render_files=False)
     if server_name is not None and len(run.jobs) > 1:
         raise InputError(f"--server-name names one registry, but {len(run.jobs)} hosts match: use --limit")
     selected = select_checks(checks, persistence)

@@ -114,7 +114,7 @@ def test_command(
     from regdeploy.webhooks.envelope import media_type
     from regdeploy.webhooks.sender import sample_for, test_endpoints
 
-    run = prepare(inventory, limit)
+    run = prepare(inventory, limit, render_files=False)
     known = {e.name for job in run.jobs for e in job.materials.endpoints}
     unknown = [n for n in names if n not in known]
     if unknown:

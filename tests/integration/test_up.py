@@ -227,6 +227,15 @@ def test_bad_spec_is_refused_before_any_change(
     assert_refused(deployment, fragment)
 
 
+def test_broken_template_is_refused_before_any_change(deployment: Deployment) -> None:
+    templates = deployment.tmp / "templates"
+    templates.mkdir()
+    (templates / "config.yml.j2").write_text("version: 0.1\n{% if %}\n")
+    deployment.registry["templates_dir"] = str(templates)
+    deployment.write()
+    assert_refused(deployment, "config.yml.j2")
+
+
 def test_port_taken_by_another_process(deployment: Deployment) -> None:
     with socket.socket() as sock:
         sock.bind(("0.0.0.0", deployment.port))
