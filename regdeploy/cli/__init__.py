@@ -23,6 +23,7 @@ def cli() -> None:
       regdeploy up            # make it so (safe to re-run: no change, says so)
       regdeploy verify        # prove it: TLS, auth, push, pull
       regdeploy status        # what runs where
+      regdeploy inventory     # each registry: value and the file that set it
 
     Every host command takes -i/--inventory (default: $REGDEPLOY_INVENTORY, else the
     built-in local inventory), --limit PATTERN, --forks N and --json.
@@ -33,11 +34,11 @@ def cli() -> None:
 def _register() -> None:
     # Imported here so that each command module stays independent of the others.
     from regdeploy.cli import certs as certs_cli
-    from regdeploy.cli import image, lifecycle, verify
+    from regdeploy.cli import image, inventory, lifecycle, verify
     from regdeploy.cli import users as users_cli
     from regdeploy.cli import webhooks as webhooks_cli
 
-    for module in (lifecycle, image, certs_cli, users_cli, verify, webhooks_cli):
+    for module in (lifecycle, inventory, image, certs_cli, users_cli, verify, webhooks_cli):
         module.register(cli)
 
 
