@@ -174,3 +174,49 @@ def test_molecule_fleet_deploys_two_ssh_hosts(fleet: None, docker_client: Any, t
     left = [c.name for c in docker_client.containers.list(all=True, filters={"label": LAB_LABEL})]
     assert not [name for name in left if name.startswith(FLEET_PREFIX)]
     assert not (tmp_path / "molecule-ephemeral" / "fleet").exists()
+
+
+def test_example_playbook_fails_only_the_host_that_failed(
+    tmp_path: Path, registry_image: str, unique_name: str, free_port: Any, docker_client: Any
+) -> None:
+    """Two registries from one play: one whose port is taken fails on its own task result with
+    regdeploy's one-line reason; the other converges, and a re-run reports it unchanged."""
+    import socket
+
+    from click.testing import CliRunner
+
+    from regdeploy.cli import cli
+
+    def registry(name: str, port: int) -> dict[str, Any]:
+        return {"name": name, "image": registry_image, "port": port, "bind": "127.0.0.1",
+                "config_dir": str(tmp_path / name / "config"), "data_dir": str(tmp_path / name / "data"),
+                "auth": {"users": [{"name": "ci"}], "bcrypt_cost": 5}}  # fmt: skip
+
+    good, bad = f"{unique_name}-good", f"{unique_name}-bad"
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    hosts = {
+        "good": {"ansible_connection": "local", "registry": registry(good, free_port())},
+        "bad": {"ansible_connection": "local", "registry": registry(bad, taken.getsockname()[1])},
+    }
+    inventory = tmp_path / "inventory" / "hosts.yml"
+    inventory.parent.mkdir()
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"registries": {"hosts": hosts}}}}))
+    try:
+        result = run_tool(["ansible-playbook", "-i", str(inventory), str(PLAYBOOK)], tmp_path)
+        assert result.returncode == 2, output(result)  # Ansible's "a host failed"
+        assert _recap(result.stdout, "good") == {**_recap(result.stdout, "good"), "changed": 1, "failed": 0}
+        assert _recap(result.stdout, "bad")["failed"] == 1, output(result)
+        failed = r'fatal: \[bad\]: FAILED! => \{\s*"msg": "port \d+ on 127\.0\.0\.1 is already in use'
+        assert re.search(failed, result.stdout), output(result)
+        assert "ok: [good]" in result.stdout.split("TASK [Registry verified]")[1]  # verify ran for good
+        rerun = ["ansible-playbook", "-i", str(inventory), str(PLAYBOOK), "--limit", "good"]
+        again = run_tool(rerun, tmp_path)
+        assert again.returncode == 0 and _recap(again.stdout, "good")["changed"] == 0, output(again)
+    finally:
+        taken.close()
+        CliRunner().invoke(cli, ["down", "-i", str(inventory), "--purge-data", "--yes"])
+        for name in (good, bad):
+            with contextlib.suppress(Exception):
+                docker_client.containers.get(name).remove(force=True, v=True)
