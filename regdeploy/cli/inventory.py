@@ -18,7 +18,7 @@ def register(cli: click.Group) -> None:
     cli.add_command(inventory_command)
 
 
-@click.command("inventory")
+@click.command("inventory", short_help="Each host's merged `registry:` values and the file that set each.")
 @click.option("--inventory", "-i", "inventory", type=click.Path(path_type=Path),
               envvar="REGDEPLOY_INVENTORY", metavar="PATH",
               help="Inventory file or directory (YAML or INI). Default: $REGDEPLOY_INVENTORY, "
