@@ -51,6 +51,7 @@ CONNECTION_VARS = (
     "ansible_ssh_known_hosts_file", "ansible_ssh_timeout", "ansible_timeout", "ansible_become",
     "ansible_become_user", "ansible_become_method", "regdeploy_docker_host", "regdeploy_ssh_config",
     "regdeploy_known_hosts", "regdeploy_connect_timeout", "regdeploy_accept_new_host_keys",
+    "ansible_ssh_common_args", "ansible_ssh_extra_args",
 )  # fmt: skip
 
 

@@ -151,6 +151,15 @@ def load_ssh_config(path: str | None, must_exist: bool = True) -> paramiko.SSHCo
         raise InputError(f"ssh config {resolved}: {exc}") from None
 
 
+def _entry(config: paramiko.SSHConfig, alias: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """ssh_config's options for *alias*, with *overrides* (the inventory's ssh args) winning;
+    identity files from both, the overrides' first."""
+    entry: dict[str, Any] = dict(config.lookup(alias))
+    for key, value in overrides.items():
+        entry[key] = [*value, *entry.get(key, [])] if key == "identityfile" else value
+    return entry
+
+
 def _hop(
     alias: str,
     config: paramiko.SSHConfig,
@@ -158,9 +167,10 @@ def _hop(
     port: int | None = None,
     user: str | None = None,
     key_files: tuple[str, ...] = (),
+    overrides: Mapping[str, Any] | None = None,
 ) -> tuple[Hop, str | None]:
     """A hop for *alias* with explicit port/user/keys winning over ssh_config; and its ProxyJump."""
-    entry = config.lookup(alias)
+    entry = _entry(config, alias, overrides or {})
     config_keys = tuple(os.path.expanduser(k) for k in entry.get("identityfile", []))
     keys = tuple(dict.fromkeys([*key_files, *config_keys]))  # keep order, drop duplicates
     identities_only = str(entry.get("identitiesonly", "no")).lower() == "yes"
@@ -230,8 +240,11 @@ def resolve_target(
     ``check_files=False`` (the checks before a run) leaves out what only matters when connecting, the
     key and ssh_config files: a command that never connects must not need them on this machine.
     """
+    from regdeploy.transport.sshargs import ssh_args_options
+
+    options, args_config = ssh_args_options(host, host_vars)
     if config is None:
-        config_path = host_vars.get("regdeploy_ssh_config")
+        config_path = host_vars.get("regdeploy_ssh_config") or args_config
         config = load_ssh_config(str(config_path) if config_path else None, must_exist=check_files)
     alias = str(host_vars.get("ansible_host") or host_vars.get("ansible_ssh_host") or host)
     port_var = host_vars.get("ansible_port", host_vars.get("ansible_ssh_port"))
@@ -242,12 +255,12 @@ def resolve_target(
     for key in keys:
         if check_files and not os.path.isfile(key):
             raise TransportError(f"{host}: ansible_ssh_private_key_file {key} does not exist on this machine")
-    hop, jump = _hop(alias, config, host, port, str(user_var) if user_var else None, keys)
+    hop, jump = _hop(alias, config, host, port, str(user_var) if user_var else None, keys, options)
 
     timeout_var = host_vars.get("ansible_ssh_timeout", host_vars.get("ansible_timeout"))
     if timeout_var is None:
         timeout_var = host_vars.get(VAR_CLI_TIMEOUT)
-    entry = config.lookup(alias)
+    entry = _entry(config, alias, options)
     if timeout_var is None and entry.get("connecttimeout"):
         timeout_var = entry["connecttimeout"]
     timeout = DEFAULT_TIMEOUT if timeout_var is None else _seconds(timeout_var, host, "ansible_ssh_timeout")
@@ -255,12 +268,18 @@ def resolve_target(
     known = host_vars.get("regdeploy_known_hosts") or host_vars.get("ansible_ssh_known_hosts_file")
     if not known and entry.get("userknownhostsfile"):
         known = str(entry["userknownhostsfile"]).split()[0]  # OpenSSH allows several; the first is written
+    where = "its ssh args set" if "stricthostkeychecking" in options else "ssh_config sets"
     strict = str(entry.get("stricthostkeychecking", "")).lower()
     if strict in ("no", "off"):
         # Turning host key checks off would let anyone on the path read the registry's secrets.
         raise InputError(
-            f"host '{host}': ssh_config sets StrictHostKeyChecking {strict} for {alias}; regdeploy always "
+            f"host '{host}': {where} StrictHostKeyChecking {strict} for {alias}; regdeploy always "
             "checks host keys: use accept-new (or --accept-new-host-keys) to add unknown keys"
+        )
+    if known and os.path.realpath(os.path.expanduser(str(known))) == os.devnull:
+        raise InputError(
+            f"host '{host}': known_hosts file {known}: regdeploy checks host keys against a real file; "
+            "set regdeploy_known_hosts to one (and --accept-new-host-keys on first contact)"
         )
     accept_new = _bool(host_vars.get(VAR_ACCEPT_NEW, False), host, VAR_ACCEPT_NEW) or strict == "accept-new"
 

@@ -114,6 +114,15 @@ def test_inventory_written_for_ansible_validates_and_deploys(
     specs = {job.name: job.spec for job in run.jobs}
     assert specs["reg-us-a"].port == 5443 and specs["reg-eu-01.example.com"].data_dir == "/srv/registry"
     assert [u.name for u in specs["reg-eu-02.example.com"].auth.users] == ["ci", "alice"]
+    # The us group's bastion, named the Ansible way (ansible_ssh_common_args), is where regdeploy goes too.
+    import paramiko
+
+    from regdeploy.transport.sshconfig import resolve_target
+
+    us = next(job for job in run.jobs if job.name == "reg-us-a")
+    target = resolve_target(us.name, us.vars, paramiko.SSHConfig(), check_files=False)
+    assert [str(hop) for hop in target.jumps] == ["jump@bastion.us.example.com:22"]
+    assert (target.hop.hostname, target.hop.user, target.become) == ("10.1.0.5", "ops", True)
 
     # The local one, deployed for real: the test's own name, port and directories.
     port = free_port()

@@ -187,6 +187,21 @@ def test_proxyjump_through_ssh_config(conn: Conn, sshd: LocalSshd, keys: dict[st
     assert len(transport._clients) == 2  # the jump host's connection, and the host's through it
 
 
+def test_proxyjump_through_ansible_ssh_common_args(
+    conn: Conn, sshd: LocalSshd, keys: dict[str, KeyPair]
+) -> None:
+    """The way Ansible inventories name a bastion: -o ProxyJump in ansible_ssh_common_args (OpenSSH
+    tuning options beside it are ignored); the connection really goes through the jump host. As with
+    OpenSSH, the jump host's key comes from ssh_config, not from the target's -i/key variable."""
+    (conn.tmp / "ssh_config").write_text(f"Host 127.0.0.1\n  IdentityFile {keys['good'].private}\n")
+    jump = f"root@127.0.0.1:{sshd.port}"
+    args = f"-o ProxyJump={jump} -o ControlMaster=auto -o ControlPersist=60s"
+    transport = conn.open(ansible_ssh_common_args=args)
+    assert [str(h) for h in transport.target.jumps] == [jump]
+    assert transport.stat_many(["/etc"])["/etc"] == FileState("dir", 0o755, None)
+    assert len(transport._clients) == 2  # the jump host's connection, and the host's through it
+
+
 # --- files ---------------------------------------------------------------------------------------------
 
 

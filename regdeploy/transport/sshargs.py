@@ -1,0 +1,107 @@
+"""``ansible_ssh_common_args`` and ``ansible_ssh_extra_args``, read as OpenSSH reads its command line.
+
+Ansible appends these to every ``ssh`` it runs; inventories use them for jump hosts
+(``-o ProxyJump=bastion``, ``-J bastion``), ports, keys and timeouts. regdeploy connects with its own
+SSH client, so it reads them into ssh_config options that win over the ssh_config file, as ``-o``
+does for ``ssh`` (the inventory's ``ansible_port``/``ansible_user`` still win over both, because
+Ansible passes those first and OpenSSH keeps the first value it gets).
+
+An option that changes where or how the connection goes and that regdeploy does not implement is an
+error, never silently dropped: the run would otherwise reach the host some other way than Ansible
+does. Options that only tune OpenSSH itself (multiplexing, logging, keep-alives) are ignored.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from regdeploy.errors import InputError
+
+ARGS_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
+
+# ssh_config keywords regdeploy applies (see sshconfig.resolve_target).
+APPLIED = frozenset({
+    "hostname", "port", "user", "identityfile", "identitiesonly", "proxyjump", "connecttimeout",
+    "userknownhostsfile", "stricthostkeychecking",
+})  # fmt: skip
+# Keywords that tune OpenSSH's own behaviour and mean nothing to regdeploy's client.
+IGNORED = frozenset({
+    "controlmaster", "controlpersist", "controlpath", "forwardagent", "forwardx11", "forwardx11trusted",
+    "loglevel", "serveraliveinterval", "serveralivecountmax", "tcpkeepalive", "compression",
+    "addkeystoagent", "hashknownhosts", "checkhostip", "updatehostkeys", "visualhostkey", "batchmode",
+    "requesttty", "connectionattempts", "ipqos", "preferredauthentications", "pubkeyauthentication",
+    "passwordauthentication", "kbdinteractiveauthentication", "challengeresponseauthentication",
+    "gssapiauthentication", "gssapidelegatecredentials", "sendenv", "setenv", "escapechar",
+})  # fmt: skip
+# Flags without a value that change nothing regdeploy does (quiet, verbose, compression, tty, agent).
+IGNORED_FLAGS = frozenset("qvCTtAaXxNn46")
+_WITH_VALUE = {"-o": None, "-J": "proxyjump", "-p": "port", "-l": "user", "-i": "identityfile", "-F": "-F"}
+
+
+def ssh_args_options(host: str, host_vars: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The ssh_config options the args variables set (lower-case keywords; ``identityfile`` a list)
+    and the ``-F`` config file, if any. The first value of a keyword wins, as in OpenSSH."""
+    options: dict[str, Any] = {}
+    config_file: str | None = None
+    for var in ARGS_VARS:
+        text = host_vars.get(var)
+        if not text:
+            continue
+        try:
+            argv = shlex.split(str(text))
+        except ValueError as exc:
+            raise InputError(f"host '{host}': {var}: cannot split {text!r}: {exc}") from None
+        for flag, value in _pairs(argv, host, var):
+            if flag == "-F":
+                config_file = config_file or value
+                continue
+            key, val = _option(value, host, var) if flag == "-o" else (_WITH_VALUE[flag] or "", value)
+            if key in IGNORED:
+                continue
+            if key not in APPLIED:
+                raise InputError(
+                    f"host '{host}': {var}: {'-o ' + key if flag == '-o' else flag} is not supported by "
+                    "regdeploy's SSH client (supported: -J, -p, -l, -i, -F and -o "
+                    + ", ".join(sorted(APPLIED)) + ")"
+                )
+            if key == "identityfile":
+                options.setdefault(key, []).append(val)
+            else:
+                options.setdefault(key, val)
+    return options, config_file
+
+
+def _pairs(argv: list[str], host: str, var: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        flag = arg[:2]
+        if flag in _WITH_VALUE:
+            if len(arg) > 2:
+                value = arg[2:]
+            elif i + 1 < len(argv):
+                i += 1
+                value = argv[i]
+            else:
+                raise InputError(f"host '{host}': {var}: {flag} needs a value")
+            out.append((flag, value))
+        elif arg.startswith("-") and len(arg) > 1 and all(c in IGNORED_FLAGS for c in arg[1:]):
+            pass
+        else:
+            raise InputError(f"host '{host}': {var}: {arg!r} is not supported by regdeploy's SSH client")
+        i += 1
+    return out
+
+
+def _option(text: str, host: str, var: str) -> tuple[str, str]:
+    """``Key=Value`` or ``Key Value``, as ``-o`` takes it."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        key, _, value = text.strip().partition(" ")
+    key, value = key.strip().lower(), value.strip()
+    if not key or not value:
+        raise InputError(f"host '{host}': {var}: -o {text!r}: expected Key=Value")
+    return key, value
