@@ -13,6 +13,7 @@ from pathlib import Path
 
 from regdeploy.errors import InventoryError
 from regdeploy.inventory.ini_loader import parse_ini_inventory
+from regdeploy.inventory.listing import EXPORT_HINT
 from regdeploy.inventory.raw import RawInventory
 from regdeploy.inventory.yaml_loader import parse_yaml_inventory
 from regdeploy.inventory.yamlio import is_vault_file, parse_json, parse_yaml, read_text
@@ -57,6 +58,11 @@ def parse_file(path: Path, display: str, raw: RawInventory) -> None:
     text = read_text(path, display)
     if is_vault_file(text):
         raise InventoryError(f"{display}: encrypted with ansible-vault: regdeploy does not decrypt Vault")
+    if text.startswith("#!"):
+        raise InventoryError(
+            f"{display}: an inventory script: regdeploy runs no inventory scripts; "
+            + EXPORT_HINT.replace("SOURCE", display)
+        )
     suffix = path.suffix.lower()
     if suffix in YAML_SUFFIXES:
         parse_yaml_inventory(parse_yaml(text, display), display, raw)

@@ -10,6 +10,7 @@ from typing import Any
 
 from regdeploy.errors import InventoryError
 from regdeploy.inventory.hostrange import expand_host_pattern
+from regdeploy.inventory.listing import EXPORT_HINT, is_listing, parse_listing
 from regdeploy.inventory.raw import RawInventory, check_vars, kind_of
 
 _SECTIONS = ("hosts", "vars", "children")
@@ -23,9 +24,12 @@ def parse_yaml_inventory(data: Any, display: str, raw: RawInventory) -> None:
         raise InventoryError(f"{display}: an inventory must be a mapping of groups, got {kind_of(data)}")
     if "plugin" in data:
         raise InventoryError(
-            f"{display}: inventory plugin configuration (plugin: {data['plugin']}) is not supported; "
-            "write a YAML or INI inventory"
+            f"{display}: an inventory plugin configuration (plugin: {data['plugin']}): regdeploy runs no "
+            f"inventory plugins; {EXPORT_HINT.replace('SOURCE', display)}"
         )
+    if is_listing(data):
+        parse_listing(data, display, raw)
+        return
     for name, body in data.items():
         _parse_group(name, body, display, raw, ancestry=())
 

@@ -27,7 +27,7 @@ from ansibletools import REPO, output, run_tool
 from click.testing import CliRunner
 
 from regdeploy.cli import cli
-from regdeploy.errors import SpecError
+from regdeploy.errors import InventoryError, SpecError
 from regdeploy.inventory import load_inventory
 from regdeploy.run import prepare
 
@@ -93,6 +93,51 @@ def assert_same_view(source: Path, tmp: Path) -> None:
 )
 def test_ansible_and_regdeploy_read_the_same_inventory(source: Path, tmp_path: Path) -> None:
     assert_same_view(source, tmp_path)
+
+
+INVENTORY_SCRIPT = """#!/usr/bin/env python3
+# A dynamic inventory, as a cloud API would answer it: hosts, groups, some variables.
+import json
+print(json.dumps({
+    "_meta": {"hostvars": {"reg-a": {"ansible_host": "10.3.0.1"}, "reg-b": {"ansible_host": "10.3.0.2",
+              "registry": {"port": 5443}}}},
+    "registries": {"hosts": ["reg-a", "reg-b"], "vars": {"ansible_user": "cloud"}},
+    "tag_env_prod": {"hosts": ["reg-a", "reg-b"]},
+}))
+"""
+
+
+def test_a_dynamic_inventory_reaches_regdeploy_exported(tmp_path: Path) -> None:
+    """regdeploy runs no inventory scripts or plugins: it refuses one with the recipe, and reads
+    what `ansible-inventory --list --export` makes of it (group_vars/ beside the script included),
+    exactly as Ansible sees the script itself (with hash_behaviour=merge, regdeploy's merge)."""
+    site = tmp_path / "site"
+    (site / "group_vars" / "registries").mkdir(parents=True)
+    script = site / "cloud.py"
+    script.write_text(INVENTORY_SCRIPT)
+    script.chmod(0o755)
+    (site / "group_vars" / "registries" / "main.yml").write_text(
+        "registry:\n  image: registry:2\n  tls: {mode: selfsigned}\n"
+    )
+    (site / "group_vars" / "registries" / "auth.yml").write_text("registry:\n  auth: {users: [{name: ci}]}\n")
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(script)
+    assert str(exc.value) == (
+        f"{script}: an inventory script: regdeploy runs no inventory scripts; export its hosts with: "
+        f"ansible-inventory -i {script} --list --export > inventory.json"
+    )
+    exported = tmp_path / "inventory.json"
+    argv = ["ansible-inventory", "-i", str(script), "--list", "--export", "--output", str(exported)]
+    result = run_tool(argv, tmp_path, env={"ANSIBLE_HASH_BEHAVIOUR": "merge"})
+    assert result.returncode == 0, output(result)
+    ours = load_inventory(exported)
+    theirs = ansible_inventory(script, tmp_path, merge=True)["_meta"]["hostvars"]
+    assert sorted(ours.hosts) == sorted(theirs) == ["reg-a", "reg-b"]
+    for name, host in ours.hosts.items():
+        assert dict(host.vars) == theirs[name], name
+    merged = {"image": "registry:2", "tls": {"mode": "selfsigned"}, "auth": {"users": [{"name": "ci"}]}}
+    assert ours.hosts["reg-b"].vars["registry"] == {**merged, "port": 5443}
+    assert set(ours.groups["tag_env_prod"]) == {"reg-a", "reg-b"}
 
 
 def test_inventory_written_for_ansible_validates_and_deploys(

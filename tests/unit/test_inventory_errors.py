@@ -78,8 +78,8 @@ def test_yaml_syntax_errors_have_line_numbers(tmp_path, text, message):
         ),
         (
             "plugin: aws_ec2\nregions: [eu-west-1]\n",
-            "hosts.yml: inventory plugin configuration (plugin: aws_ec2) is not supported; "
-            "write a YAML or INI inventory",
+            "hosts.yml: an inventory plugin configuration (plugin: aws_ec2): regdeploy runs no inventory "
+            "plugins; export its hosts with: ansible-inventory -i hosts.yml --list --export > inventory.json",
         ),
         (
             "web:\n  vars: {ansible_group_priority: high}\n",
