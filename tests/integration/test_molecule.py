@@ -220,3 +220,40 @@ def test_example_playbook_fails_only_the_host_that_failed(
         for name in (good, bad):
             with contextlib.suppress(Exception):
                 docker_client.containers.get(name).remove(force=True, v=True)
+
+
+def test_example_playbook_rolls_out_in_batches_with_serial(
+    tmp_path: Path, registry_image: str, unique_name: str, free_port: Any, docker_client: Any
+) -> None:
+    """regdeploy_serial=1: Ansible runs the play host by host, and each batch runs its own `regdeploy
+    up` limited to that batch (ansible_play_batch), so the second host is untouched until its turn."""
+    from click.testing import CliRunner
+
+    from regdeploy.cli import cli
+
+    hosts = {
+        name: {"ansible_connection": "local", "registry": {
+            "name": f"{unique_name}-{name}", "image": registry_image, "port": free_port(),
+            "bind": "127.0.0.1", "config_dir": str(tmp_path / name / "config"),
+            "data_dir": str(tmp_path / name / "data"),
+            "auth": {"users": [{"name": "ci"}], "bcrypt_cost": 5}}}
+        for name in ("first", "second")
+    }  # fmt: skip
+    inventory = tmp_path / "inventory" / "hosts.yml"
+    inventory.parent.mkdir()
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"registries": {"hosts": hosts}}}}))
+    try:
+        argv = ["ansible-playbook", "-i", str(inventory), str(PLAYBOOK), "-e", "regdeploy_serial=1",
+                "-e", "regdeploy_verify=false"]  # fmt: skip
+        result = run_tool(argv, tmp_path)
+        assert result.returncode == 0, output(result)
+        converge = r"TASK \[Converge the registries.*\n(?:ok|changed): \[(\w+) -> localhost\]"
+        runs = re.findall(converge, result.stdout)
+        assert runs == ["first", "second"], output(result)  # one regdeploy run per batch, in order
+        for name in hosts:
+            assert _recap(result.stdout, name)["changed"] == 1
+    finally:
+        CliRunner().invoke(cli, ["down", "-i", str(inventory), "--purge-data", "--yes"])
+        for name in hosts:
+            with contextlib.suppress(Exception):
+                docker_client.containers.get(f"{unique_name}-{name}").remove(force=True, v=True)
