@@ -2,8 +2,8 @@
 a user would, with everything they write kept under the test's own directory.
 
 Ansible and Molecule write to ``~/.ansible`` (and Molecule its scenario state to an "ephemeral
-directory" there); ANSIBLE_HOME, ANSIBLE_LOCAL_TEMP and MOLECULE_EPHEMERAL_DIRECTORY point them at
-*tmp* instead, so a test leaves nothing in the user's home.
+directory" there); ANSIBLE_HOME, ANSIBLE_LOCAL_TEMP, ANSIBLE_REMOTE_TEMP and MOLECULE_EPHEMERAL_DIRECTORY
+point them at *tmp* instead, so a test leaves nothing in the user's home.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def tool_env(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # the play runs `regdeploy` from PATH
         ANSIBLE_HOME=str(tmp / "ansible-home"),
         ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-home" / "tmp"),
+        # Tasks delegated to localhost run "remotely" here: their temp dirs too, not ~/.ansible/tmp.
+        ANSIBLE_REMOTE_TEMP=str(tmp / "ansible-home" / "remote-tmp"),
         MOLECULE_EPHEMERAL_DIRECTORY=str(tmp / "molecule-ephemeral"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
