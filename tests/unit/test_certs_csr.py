@@ -17,7 +17,12 @@ from regdeploy.secrets import Masker, SecretResolver
 from regdeploy.spec import RegistrySpec, parse_spec
 from regdeploy.state import StateStore
 
-NOW = datetime.now(UTC)
+
+def now() -> datetime:
+    """The real time at the call: the certificates here are made with the real clock (backdated by a
+    few minutes), so a time taken at collection goes stale when other tests run first."""
+    return datetime.now(UTC)
+
 VARS = {"ansible_host": "10.0.0.7"}
 
 
@@ -66,7 +71,7 @@ def test_import_then_material(state: StateStore, external_ca: tuple[bytes, bytes
         TlsIssuer(state, resolver(state)).material(spec, sans)
     csr = make_host_csr(state, spec, sans).csr
     chain = sign(csr, external_ca) + external_ca[0]
-    result = import_chain(state, resolver(state), spec, sans, chain, NOW)
+    result = import_chain(state, resolver(state), spec, sans, chain, now())
     assert result.info.issuer == "CN=Corp CA"
     material = TlsIssuer(state, resolver(state)).material(spec, sans)
     assert material is not None
@@ -95,12 +100,12 @@ def test_import_refusals(state: StateStore, external_ca: tuple[bytes, bytes], ca
         key = state.read("hosts/reg1/next.key")
         assert key is not None
         old = pki.issue_server_cert(external_ca[0], external_ca[1], key, sans, days=5,
-                                    now=NOW - timedelta(days=10))  # fmt: skip
+                                    now=now() - timedelta(days=10))  # fmt: skip
         chain, expected = old, "expired on"
     else:
         chain, expected = b"not a certificate", "no PEM certificate found"
     with pytest.raises(SpecError) as refused:
-        import_chain(state, resolver(state), spec, sans, chain, NOW)
+        import_chain(state, resolver(state), spec, sans, chain, now())
     assert expected in str(refused.value)
     assert str(refused.value).startswith("host 'reg1': certs import")
     assert state.read("hosts/reg1/imported.crt") is None
@@ -112,14 +117,14 @@ def test_rotation_keeps_serving_until_the_new_chain_is_imported(
     spec = csr_spec()
     sans = host_sans("reg1", VARS, spec)
     import_chain(state, resolver(state), spec, sans,
-                 sign(make_host_csr(state, spec, sans).csr, external_ca) + external_ca[0], NOW)  # fmt: skip
+                 sign(make_host_csr(state, spec, sans).csr, external_ca) + external_ca[0], now())  # fmt: skip
     serving = TlsIssuer(state, resolver(state)).material(spec, sans)
     assert serving is not None
     rotated = make_host_csr(state, spec, sans, rotate_key=True)
     assert "new key" in rotated.key_note
     still = TlsIssuer(state, resolver(state)).material(spec, sans)
     assert still is not None and still.server_key == serving.server_key  # the old pair still deploys
-    result = import_chain(state, resolver(state), spec, sans, sign(rotated.csr, external_ca), NOW)
+    result = import_chain(state, resolver(state), spec, sans, sign(rotated.csr, external_ca), now())
     assert result.new_key
     after = TlsIssuer(state, resolver(state)).material(spec, sans)
     assert after is not None and after.server_key != serving.server_key
@@ -130,4 +135,4 @@ def test_csr_commands_need_csr_mode(state: StateStore) -> None:
     with pytest.raises(SpecError, match="is for mode csr"):
         make_host_csr(state, spec, ["reg1"])
     with pytest.raises(SpecError, match="is for mode csr"):
-        import_chain(state, resolver(state), spec, ["reg1"], b"", NOW)
+        import_chain(state, resolver(state), spec, ["reg1"], b"", now())
