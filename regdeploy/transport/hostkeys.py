@@ -10,6 +10,7 @@ import base64
 import binascii
 import contextlib
 import fcntl
+import fnmatch
 import hashlib
 import hmac
 import os
@@ -49,19 +50,23 @@ def known_host_name(hostname: str, port: int) -> str:
     return hostname if port == 22 else f"[{hostname}]:{port}"
 
 
-def load_known_hosts(client: paramiko.SSHClient, files: list[str], name: str) -> None:
+def load_known_hosts(client: paramiko.SSHClient, files: list[str], name: str) -> set[tuple[str, str]]:
     """Give *client* the keys recorded for *name* (see :func:`known_host_name`) in the readable
     known_hosts *files* (missing files are simply empty). As with paramiko's own loading, the first
-    key of each type wins, in file order."""
+    key of each type wins, in file order. Returns the keys marked ``@revoked`` for *name* (as
+    ``(type, base64)``): they are never loaded, and :class:`CheckPolicy` refuses them."""
+    lines = [line for file in files for line in _index(Path(file)) if line.matches(name)]
+    revoked = {(line.keytype, line.blob) for line in lines if line.marker == "@revoked"}
     keys = client.get_host_keys()
     seen: set[str] = set()
-    for file in files:
-        for line in _index(Path(file)):
-            if line.keytype not in seen and line.matches(name):
-                key = line.key()
-                if key is not None:
-                    seen.add(line.keytype)
-                    keys.add(name, key.get_name(), key)
+    for line in lines:
+        if line.marker or line.keytype in seen or (line.keytype, line.blob) in revoked:
+            continue
+        key = line.key()
+        if key is not None:
+            seen.add(line.keytype)
+            keys.add(name, key.get_name(), key)
+    return revoked
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,14 @@ class _Line:
     names: tuple[str, ...]
     keytype: str
     blob: str
+    marker: str = ""  # "" or "@revoked" ("@cert-authority" lines are not kept: no certificates here)
 
     def matches(self, name: str) -> bool:
         for entry in self.names:
             if entry == name:
                 return True
+            if self.marker and any(c in entry for c in "*?") and fnmatch.fnmatchcase(name, entry):
+                return True  # "@revoked * ssh-ed25519 ...": a pattern, as OpenSSH reads it
             if entry.startswith("|1|"):
                 salt, _, digest = entry[3:].partition("|")
                 with contextlib.suppress(ValueError, binascii.Error):
@@ -106,6 +114,8 @@ def _index(path: Path) -> list[_Line]:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise TransportError(f"cannot read known_hosts file {path}: {exc}") from None
+            for stale in [k for k in _INDEX if k[0] == str(path)]:
+                del _INDEX[stale]  # an earlier version of the file (a key was appended since)
             lines = _INDEX[cache_key] = _parse(text)
     return lines
 
@@ -114,11 +124,21 @@ def _parse(text: str) -> list[_Line]:
     out = []
     for raw in text.splitlines():
         fields = raw.split()
-        # Comments, blank lines and @cert-authority / @revoked markers: paramiko uses none of them.
+        if fields and fields[0] == "@revoked" and len(fields) >= 4:
+            out.append(_Line(tuple(fields[1].split(",")), fields[2], fields[3], "@revoked"))
+            continue
+        # Comments, blank lines and @cert-authority lines (host certificates are not supported).
         if len(fields) < 3 or fields[0].startswith(("#", "@")):
             continue
         out.append(_Line(tuple(fields[0].split(",")), fields[1], fields[2]))
     return out
+
+
+def revoked_key_message(host: str, name: str, key: paramiko.PKey) -> str:
+    return (
+        f"{host}: the SSH host key of {name} ({fingerprint(key)}) is marked @revoked in known_hosts; "
+        "regdeploy refuses to connect"
+    )
 
 
 def unknown_key_message(host: str, name: str, key: paramiko.PKey, known_hosts: str) -> str:
@@ -166,10 +186,10 @@ def append_known_host(known_hosts: str, name: str, key: paramiko.PKey) -> bool:
     path = Path(known_hosts)
     try:
         with _locked(path) as fd:
-            existing = paramiko.HostKeys()
+            text = ""
             with contextlib.suppress(OSError, UnicodeDecodeError):
-                existing.load(str(path))
-            if existing.lookup(name) is not None:
+                text = path.read_text(encoding="utf-8")
+            if any(not line.marker and line.matches(name) for line in _parse(text)):
                 return False  # another thread or process of this run added it first
             entry = paramiko.hostkeys.HostKeyEntry([name], key)
             line = entry.to_line()
@@ -193,13 +213,24 @@ class CheckPolicy(paramiko.MissingHostKeyPolicy):
     """Called by paramiko only for a host with no recorded key at all (a differing key raises
     BadHostKeyException before this): refuse, or add it when --accept-new-host-keys was given."""
 
-    def __init__(self, host: str, known_hosts: str, accept_new: bool, notify: Notify) -> None:
+    def __init__(
+        self,
+        host: str,
+        known_hosts: str,
+        accept_new: bool,
+        notify: Notify,
+        revoked: set[tuple[str, str]] | None = None,
+    ) -> None:
         self.host = host
         self.known_hosts = known_hosts
         self.accept_new = accept_new
         self.notify = notify
+        self.revoked = revoked or set()
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        # A revoked key is never loaded as known, so it always lands here, before authentication.
+        if (key.get_name(), key.get_base64()) in self.revoked:
+            raise HostKeyError(revoked_key_message(self.host, hostname, key))
         if not self.accept_new:
             raise HostKeyError(unknown_key_message(self.host, hostname, key, self.known_hosts))
         if append_known_host(self.known_hosts, hostname, key):

@@ -193,9 +193,12 @@ class SSHTransport:
         target = self.target
         client = paramiko.SSHClient()
         known = [target.known_hosts, *target.global_known_hosts]
-        load_known_hosts(client, known, known_host_name(hop.hostname, hop.port))
+        revoked = load_known_hosts(client, known, known_host_name(hop.hostname, hop.port))
+        # accept-new from the host's own ssh settings is for the host, not for the jump hosts on the
+        # way (OpenSSH does not pass -o options to them); --accept-new-host-keys is for every hop.
+        accept_new = target.accept_new if hop is target.hop else target.accept_new_jumps
         client.set_missing_host_key_policy(
-            CheckPolicy(self.host, target.known_hosts, target.accept_new, self._notify)
+            CheckPolicy(self.host, target.known_hosts, accept_new, self._notify, revoked)
         )
         try:
             client.connect(

@@ -13,6 +13,7 @@ does. Options that only tune OpenSSH itself (multiplexing, logging, keep-alives)
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -36,7 +37,8 @@ IGNORED = frozenset({
     "gssapiauthentication", "gssapidelegatecredentials", "sendenv", "setenv", "escapechar",
 })  # fmt: skip
 # Flags without a value that change nothing regdeploy does (quiet, verbose, compression, tty, agent).
-IGNORED_FLAGS = frozenset("qvCTtAaXxNn46")
+# -4/-6 are not among them: they change which address is dialled.
+IGNORED_FLAGS = frozenset("qvCTtAaXxNn")
 _WITH_VALUE = {"-o": None, "-J": "proxyjump", "-p": "port", "-l": "user", "-i": "identityfile", "-F": "-F"}
 
 
@@ -55,7 +57,7 @@ def ssh_args_options(host: str, host_vars: Mapping[str, Any]) -> tuple[dict[str,
             raise InputError(f"host '{host}': {var}: cannot split {text!r}: {exc}") from None
         for flag, value in _pairs(argv, host, var):
             if flag == "-F":
-                config_file = config_file or value
+                config_file = value  # the last -F counts, as for ssh
                 continue
             key, val = _option(value, host, var) if flag == "-o" else (_WITH_VALUE[flag] or "", value)
             if key in IGNORED:
@@ -74,34 +76,35 @@ def ssh_args_options(host: str, host_vars: Mapping[str, Any]) -> tuple[dict[str,
 
 
 def _pairs(argv: list[str], host: str, var: str) -> list[tuple[str, str]]:
+    """(flag, value) for each option taking a value; flags may be combined (``-qJ bastion``)."""
     out: list[tuple[str, str]] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
-        flag = arg[:2]
-        if flag in _WITH_VALUE:
-            if len(arg) > 2:
-                value = arg[2:]
-            elif i + 1 < len(argv):
+        if not arg.startswith("-") or len(arg) < 2:
+            raise InputError(f"host '{host}': {var}: {arg!r} is not supported by regdeploy's SSH client")
+        for j, char in enumerate(arg[1:], start=1):
+            flag = "-" + char
+            if char in IGNORED_FLAGS:
+                continue
+            if flag not in _WITH_VALUE:
+                raise InputError(f"host '{host}': {var}: {flag!r} is not supported by regdeploy's SSH client")
+            value = arg[j + 1 :]
+            if not value:
+                if i + 1 >= len(argv):
+                    raise InputError(f"host '{host}': {var}: {flag} needs a value")
                 i += 1
                 value = argv[i]
-            else:
-                raise InputError(f"host '{host}': {var}: {flag} needs a value")
             out.append((flag, value))
-        elif arg.startswith("-") and len(arg) > 1 and all(c in IGNORED_FLAGS for c in arg[1:]):
-            pass
-        else:
-            raise InputError(f"host '{host}': {var}: {arg!r} is not supported by regdeploy's SSH client")
+            break
         i += 1
     return out
 
 
 def _option(text: str, host: str, var: str) -> tuple[str, str]:
-    """``Key=Value`` or ``Key Value``, as ``-o`` takes it."""
-    key, sep, value = text.partition("=")
-    if not sep:
-        key, _, value = text.strip().partition(" ")
-    key, value = key.strip().lower(), value.strip()
+    """``Key=Value`` or ``Key Value``, as ``-o`` takes it: split at the first ``=`` or blank."""
+    match = re.match(r"\s*([^=\s]+)\s*(?:=|\s)\s*(.*)$", text, re.S)
+    key, value = (match.group(1).lower(), match.group(2).strip()) if match else ("", "")
     if not key or not value:
         raise InputError(f"host '{host}': {var}: -o {text!r}: expected Key=Value")
     return key, value

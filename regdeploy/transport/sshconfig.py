@@ -65,7 +65,8 @@ class SshTarget:
     timeout: float = DEFAULT_TIMEOUT
     known_hosts: str = DEFAULT_KNOWN_HOSTS  # read, and written by --accept-new-host-keys
     global_known_hosts: tuple[str, ...] = (GLOBAL_KNOWN_HOSTS,)
-    accept_new: bool = False
+    accept_new: bool = False  # for the host itself: the flag, or its own ssh settings say accept-new
+    accept_new_jumps: bool = False  # for jump hosts: only the flag (--accept-new-host-keys)
     become: bool = False
     become_user: str = "root"
     docker_socket: str = DEFAULT_DOCKER_SOCKET
@@ -270,7 +271,7 @@ def resolve_target(
         known = str(entry["userknownhostsfile"]).split()[0]  # OpenSSH allows several; the first is written
     where = "its ssh args set" if "stricthostkeychecking" in options else "ssh_config sets"
     strict = str(entry.get("stricthostkeychecking", "")).lower()
-    if strict in ("no", "off"):
+    if strict in ("no", "off", "false"):
         # Turning host key checks off would let anyone on the path read the registry's secrets.
         raise InputError(
             f"host '{host}': {where} StrictHostKeyChecking {strict} for {alias}; regdeploy always "
@@ -281,7 +282,8 @@ def resolve_target(
             f"host '{host}': known_hosts file {known}: regdeploy checks host keys against a real file; "
             "set regdeploy_known_hosts to one (and --accept-new-host-keys on first contact)"
         )
-    accept_new = _bool(host_vars.get(VAR_ACCEPT_NEW, False), host, VAR_ACCEPT_NEW) or strict == "accept-new"
+    flag = _bool(host_vars.get(VAR_ACCEPT_NEW, False), host, VAR_ACCEPT_NEW)
+    accept_new = flag or strict == "accept-new"
 
     become = _bool(host_vars.get("ansible_become", False), host, "ansible_become")
     method = str(host_vars.get("ansible_become_method", "sudo"))
@@ -303,6 +305,7 @@ def resolve_target(
         timeout=timeout,
         known_hosts=os.path.expanduser(str(known or DEFAULT_KNOWN_HOSTS)),
         accept_new=accept_new,
+        accept_new_jumps=flag,
         become=become,
         become_user=str(host_vars.get("ansible_become_user") or "root"),
         docker_socket=socket_path,

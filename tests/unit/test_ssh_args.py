@@ -73,3 +73,24 @@ def test_config_file_from_args(tmp_path) -> None:  # type: ignore[no-untyped-def
     t = resolve_target("r1", {"ansible_host": "reg", "ansible_ssh_common_args": f"-F {config}"})
     assert t.hop.hostname == "10.9.9.9"
     assert ssh_args_options("r1", {"ansible_ssh_extra_args": f"-F{config}"})[1] == str(config)
+
+
+def test_accept_new_from_the_hosts_own_settings_does_not_extend_to_jump_hosts() -> None:
+    # OpenSSH passes no -o option to the ssh that reaches a ProxyJump host.
+    t = target("-J bastion -o StrictHostKeyChecking=accept-new")
+    assert t.accept_new and not t.accept_new_jumps
+    t = target("-J bastion", regdeploy_accept_new_host_keys=True)  # the command-line flag: every hop
+    assert t.accept_new and t.accept_new_jumps
+    with pytest.raises(InputError, match="StrictHostKeyChecking false"):
+        target("-o StrictHostKeyChecking=false")
+
+
+def test_command_line_forms() -> None:
+    opts, config = ssh_args_options("r1", {
+        "ansible_ssh_common_args": "-qJbastion -o 'IdentityFile /k/a=b' -F /first -o 'User = ops'",
+        "ansible_ssh_extra_args": "-F /last",
+    })  # fmt: skip
+    assert opts == {"proxyjump": "bastion", "identityfile": ["/k/a=b"], "user": "ops"}
+    assert config == "/last"  # the last -F counts
+    with pytest.raises(InputError, match="'-4' is not supported"):
+        ssh_args_options("r1", {"ansible_ssh_common_args": "-4"})

@@ -90,3 +90,29 @@ def test_missing_file_is_empty_and_unreadable_is_an_error(tmp_path: Path) -> Non
     bad.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(hostkeys.TransportError, match="cannot read known_hosts file"):
         lookup([bad], "reg1")
+
+
+def test_revoked_keys_are_never_trusted(tmp_path: Path, keys: list[paramiko.PKey]) -> None:
+    """OpenSSH's @revoked: the key is refused even where an ordinary line (here, in the global file)
+    names it, and even with --accept-new-host-keys; paramiko's own loader raised on such files."""
+    a, b, _, _ = keys
+    user, system = tmp_path / "known_hosts", tmp_path / "ssh_known_hosts"
+    user.write_text(f"@revoked * {a.get_name()} {a.get_base64()}\n")
+    system.write_text(public_line("reg1", a) + public_line("reg2", b))
+    client = paramiko.SSHClient()
+    revoked = load_known_hosts(client, [str(user), str(system)], "reg1")
+    assert revoked == {(a.get_name(), a.get_base64())}
+    assert client.get_host_keys().lookup("reg1") is None  # not loaded: paramiko asks the policy
+    policy = hostkeys.CheckPolicy("r1", str(user), True, lambda m: None, revoked)
+    with pytest.raises(hostkeys.HostKeyError, match="is marked @revoked in known_hosts"):
+        policy.missing_host_key(client, "reg1", a)
+    assert lookup([user, system], "reg2") == {b.get_name(): b.get_base64()}  # other hosts unaffected
+
+
+def test_accepting_a_new_key_into_a_file_with_markers(tmp_path: Path, keys: list[paramiko.PKey]) -> None:
+    a, b, _, _ = keys
+    known = tmp_path / "known_hosts"
+    known.write_text(f"@cert-authority *.example.com {a.get_name()} {a.get_base64()}\n")
+    assert hostkeys.append_known_host(str(known), "reg1", b)
+    assert not hostkeys.append_known_host(str(known), "reg1", b)  # already there
+    assert lookup([known], "reg1") == {b.get_name(): b.get_base64()}
