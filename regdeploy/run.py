@@ -23,6 +23,7 @@ from regdeploy.state import StateStore
 from regdeploy.users import state_user_names, with_state_users
 
 Progress = Callable[[str, str], None]  # (host, message)
+_WARNED: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,9 @@ def load_specs(
 
     inventory = load_inventory(inventory_path)
     for warning in inventory.warnings:  # stderr: never mixed into --json output
-        print(f"warning: {warning}", file=sys.stderr, flush=True)
+        if warning not in _WARNED:  # commands that load the inventory twice say it once
+            _WARNED.add(warning)
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
     # Hosts without a `registry:` mapping (docker clients, CI runners) are in the inventory for
     # other commands (certs trust) and for Ansible itself: they run no registry.
     hosts = [h for h in inventory.select(limit) if "registry" in h.vars]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -52,7 +53,7 @@ def inventory_command(inventory: Path | None, limit: str | None, as_json: bool) 
             h.name: {
                 "groups": [g for g in h.groups if g != "all"],
                 "connection": {k: _plain(h.vars[k]) for k in _CONNECTION if k in h.vars},
-                "registry": _plain(h.vars["registry"]),
+                "registry": _plain(_masked(copy.deepcopy(h.vars["registry"]))),
                 "origins": {p: _origin(p, h.origins, inv.source) for p, _ in _leaves(h.vars["registry"])},
             }
             for h in registries
@@ -87,6 +88,35 @@ def _origin(path: str, origins: Mapping[str, str], fallback: str) -> str:
             return origins[path]
         path = path.rpartition(".")[0]
     return fallback
+
+
+def _masked(registry: Any) -> Any:
+    """Literal secrets an inventory may hold, masked as in plans: http_secret, inline passwords,
+    webhook header values and URL query values (tokens). References ({env: ...}) and vaulted
+    placeholders stay as they are. Changes *registry* in place."""
+    from regdeploy.diffs import mask_url_query
+    from regdeploy.secrets import MASK
+
+    if not isinstance(registry, dict):
+        return registry
+    if isinstance(registry.get("http_secret"), str):
+        registry["http_secret"] = MASK
+    auth = registry.get("auth")
+    for user in auth.get("users") or [] if isinstance(auth, dict) else []:
+        if isinstance(user, dict) and isinstance(user.get("password"), str):
+            user["password"] = MASK
+    notifications = registry.get("notifications")
+    for endpoint in notifications.get("endpoints") or [] if isinstance(notifications, dict) else []:
+        if not isinstance(endpoint, dict):
+            continue
+        if isinstance(endpoint.get("url"), str):
+            endpoint["url"] = mask_url_query(endpoint["url"])
+        headers = endpoint.get("headers")
+        if isinstance(headers, dict):
+            for name, value in headers.items():
+                if isinstance(value, str):
+                    headers[name] = MASK
+    return registry
 
 
 def _plain(value: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 from regdeploy.errors import InventoryError
 from regdeploy.inventory.raw import UNGROUPED, RawInventory, check_vars, kind_of
+from regdeploy.inventory.unevaluated import Unsafe, Vaulted
 
 EXPORT_HINT = "export its hosts with: ansible-inventory -i SOURCE --list --export > inventory.json"
 
@@ -23,6 +24,7 @@ def is_listing(data: Any) -> bool:
 
 
 def parse_listing(data: dict[str, Any], display: str, raw: RawInventory) -> None:
+    data = _tagged(data, display)
     for name, body in data.items():
         if name == "_meta":
             continue
@@ -50,6 +52,21 @@ def parse_listing(data: dict[str, Any], display: str, raw: RawInventory) -> None
     for host, values in hostvars.items():
         group = UNGROUPED if host not in raw.hosts else raw.hosts[host].groups[0]
         raw.add_host(group, str(host), check_vars(values, display, f"host {host!r}"), display)
+
+
+def _tagged(value: Any, display: str) -> Any:
+    """The listing's JSON for YAML tags back as regdeploy's own values: ``{"__ansible_vault": …}``
+    (ciphertext) becomes a :class:`Vaulted` placeholder, ``{"__ansible_unsafe": …}`` the plain value."""
+    if isinstance(value, dict):
+        if len(value) == 1 and "__ansible_vault" in value:
+            return Vaulted(display, None)
+        if len(value) == 1 and "__ansible_unsafe" in value:
+            inner = value["__ansible_unsafe"]
+            return Unsafe(inner) if isinstance(inner, str) else _tagged(inner, display)
+        return {k: _tagged(v, display) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tagged(v, display) for v in value]
+    return value
 
 
 def _names(value: Any, display: str, group: str, key: str) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-_TEMPLATE = re.compile(r"\{\{|\{%")
+_TEMPLATE = re.compile(r"\{\{|\{%|\{#")
 HINT = "write the value itself, or reference a secret with {env: NAME} or {file: PATH}"
 
 
@@ -23,7 +23,7 @@ class Vaulted:
     """A ``!vault`` value: where it was written, never its ciphertext."""
 
     source: str
-    line: int
+    line: int | None  # None when the source has no lines to speak of (a JSON listing)
 
     def __str__(self) -> str:
         return "<vault-encrypted>"
@@ -38,10 +38,8 @@ class Unsafe(str):
 def problem(value: Any) -> str | None:
     """Why regdeploy cannot use *value* as written, or None when it can."""
     if isinstance(value, Vaulted):
-        return (
-            f"is Ansible Vault-encrypted ({value.source}:{value.line}): regdeploy does not decrypt "
-            f"Vault; {HINT}"
-        )
+        where = value.source if value.line is None else f"{value.source}:{value.line}"
+        return f"is Ansible Vault-encrypted ({where}): regdeploy does not decrypt Vault; {HINT}"
     if isinstance(value, str) and not isinstance(value, Unsafe) and _TEMPLATE.search(value):
         return f"is a Jinja template, which Ansible renders and regdeploy does not; {HINT}"
     return None

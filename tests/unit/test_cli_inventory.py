@@ -59,3 +59,35 @@ def test_vaulted_values_and_skipped_files_are_shown_as_such(tmp_path: Path) -> N
 def test_bad_limit_is_bad_input() -> None:
     code, _, err = run("-i", str(EXAMPLE), "--limit", "nosuchhost")
     assert code == 2 and "nosuchhost" in err
+
+
+def test_literal_secrets_are_masked_references_are_not(tmp_path: Path) -> None:
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  hosts:\n    h:\n      registry:\n"
+        "        http_secret: literal-http-secret-value\n"
+        "        auth: {users: [{name: a, password: inline-password-value},\n"
+        "                       {name: b, password: {env: B_PW}}]}\n"
+        "        notifications:\n          endpoints:\n"
+        "            - {name: ci, url: 'https://ci.example/hook?token=url-token-value',\n"
+        "               headers: {Authorization: Bearer-header-token-value, X-Ref: {env: CI_TOKEN}}}\n"
+    )
+    for args in ([], ["--json"]):
+        code, out, _ = run("-i", str(tmp_path / "hosts.yml"), *args)
+        assert code == 0
+        for secret in ("literal-http-secret-value", "inline-password-value", "url-token-value",
+                       "Bearer-header-token-value"):  # fmt: skip
+            assert secret not in out, (args, secret)
+        assert "B_PW" in out and "CI_TOKEN" in out
+
+
+def test_listing_vault_and_unsafe_tags_come_back_as_values(tmp_path: Path) -> None:
+    # What `ansible-inventory --list --export` writes for !vault and !unsafe values.
+    listing = {"_meta": {"hostvars": {"h": {"registry": {
+        "http_secret": {"__ansible_vault": "$ANSIBLE_VAULT;1.1;AES256\n6231336539\n"},
+        "image": {"__ansible_unsafe": "registry:2"}}}}}, "ungrouped": {"hosts": ["h"]}}  # fmt: skip
+    (tmp_path / "inventory.json").write_text(json.dumps(listing))
+    code, out, _ = run("-i", str(tmp_path / "inventory.json"), "--json")
+    assert code == 0
+    registry = json.loads(out)["hosts"]["h"]["registry"]
+    assert registry == {"http_secret": "<vault-encrypted>", "image": "registry:2"}
+    assert "ANSIBLE_VAULT" not in out
