@@ -99,7 +99,8 @@ class _Container:
 
     def wait_ready(self, container: Any) -> None:
         s = self.spec
-        wait_ready(container, self.transport.address, s.port, self.ca_pem, s.health_timeout, self.mask)
+        acme = s.tls.mode == "letsencrypt"
+        wait_ready(container, self.transport.address, s.port, self.ca_pem, s.health_timeout, self.mask, acme)
 
 
 def _apply_container(
@@ -191,10 +192,16 @@ def _restart(c: _Container, container: Any) -> None:
     try:
         container.restart(timeout=10)
         c.wait_ready(container)
-    except BaseException:
+    except BaseException as exc:
         c.restore()
-        container.restart(timeout=10)
-        c.wait_ready(container)
+        try:
+            container.restart(timeout=10)
+            c.wait_ready(container)
+        except Exception as again:  # the first failure stays the headline; say the second too
+            detail = getattr(again, "explanation", None) or again
+            raise ApplyError(
+                f"{exc}; restarted on the previous files, it did not serve either: {detail}"
+            ) from None
         raise
 
 

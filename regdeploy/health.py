@@ -19,13 +19,16 @@ HTPASSWD_MISSING = ("htpasswd is missing", "provisioning with default user")
 _TLS_LISTENER = b"HTTP request to an HTTPS server"
 
 
-def probe(address: str, port: int, ca_pem: bytes | None, timeout: float = 2.0) -> int:
+def probe(
+    address: str, port: int, ca_pem: bytes | None, timeout: float = 2.0, acme: bool = False
+) -> int:
     """Status of ``GET /`` (200 without auth on a healthy registry); raises OSError when not serving.
 
     Without a CA (tls.mode none, or letsencrypt where the registry gets its own certificate) it
-    speaks plain HTTP. A TLS listener answers that with Go's "HTTP request to an HTTPS server":
-    it serves, and counts as 200. A TLS handshake there would make the registry ask Let's Encrypt
-    for a certificate, which readiness must not depend on (nor cause)."""
+    speaks plain HTTP. With *acme* (letsencrypt), a TLS listener answering that with Go's "HTTP
+    request to an HTTPS server" serves, and counts as 200: a TLS handshake there would make the
+    registry ask Let's Encrypt for a certificate, which readiness must not depend on (nor cause).
+    In tls.mode none the same answer means the registry is not the plain-HTTP one wanted."""
     if ca_pem is None:
         conn: http.client.HTTPConnection = http.client.HTTPConnection(address, port, timeout=timeout)
     else:
@@ -36,7 +39,7 @@ def probe(address: str, port: int, ca_pem: bytes | None, timeout: float = 2.0) -
     try:
         conn.request("GET", "/")
         response = conn.getresponse()
-        if ca_pem is None and response.status == 400 and _TLS_LISTENER in response.read(512):
+        if acme and ca_pem is None and response.status == 400 and _TLS_LISTENER in response.read(512):
             return 200
         return response.status
     finally:
@@ -50,6 +53,7 @@ def wait_ready(
     ca_pem: bytes | None,
     timeout: float,
     mask: Callable[[str], str],
+    acme: bool = False,
 ) -> None:
     deadline = time.monotonic() + timeout
     last_error = "no answer yet"
@@ -65,7 +69,7 @@ def wait_ready(
             raise ApplyError(f"the registry container exited (code {code}){log_tail(container, mask)}")
         if status == "running":
             try:
-                code = probe(address, port, ca_pem)
+                code = probe(address, port, ca_pem, acme=acme)
                 if code == 200:
                     break
                 last_error = f"GET / answered {code}"

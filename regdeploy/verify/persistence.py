@@ -64,7 +64,7 @@ def _wait_serving(ctx: VerifyContext, timeout: float) -> None:
     last = "no answer"
     while time.monotonic() < deadline:
         try:
-            status = probe(t.address, t.port, t.ca_pem, timeout=1.0)
+            status = probe(t.address, t.port, t.ca_pem, 1.0, acme=ctx.job.spec.tls.mode == "letsencrypt")
             if status == 200:
                 return
             last = f"GET / answered {status}"
