@@ -82,12 +82,11 @@ def _is_reference(value: Mapping[str, Any]) -> bool:
 
 
 def _origin(path: str, origins: Mapping[str, str], fallback: str) -> str:
-    # The nearest recorded ancestor: a whole mapping set in one file records only its top.
-    while path:
-        if path in origins:
-            return origins[path]
-        path = path.rpartition(".")[0]
-    return fallback
+    # The nearest recorded ancestor (a whole mapping set in one file records only its top), found
+    # as error messages find it.
+    from regdeploy.validate import Where
+
+    return Where("", path, origins, fallback).source()
 
 
 def _masked(registry: Any) -> Any:

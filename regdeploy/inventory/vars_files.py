@@ -13,7 +13,7 @@ from typing import Any
 
 from regdeploy.errors import InventoryError
 from regdeploy.inventory.raw import VarsChunk, check_vars, kind_of
-from regdeploy.inventory.yamlio import is_vault_file, load_data, read_text
+from regdeploy.inventory.yamlio import is_vault_file, parse_data, read_text
 
 VARS_EXTENSIONS = (".yml", ".yaml", ".json")
 
@@ -43,10 +43,14 @@ def _dir_files(directory: Path) -> list[Path]:
     return found
 
 
-def load_vars_file(path: Path) -> VarsChunk:
-    """One vars file as a chunk; empty is fine, anything but a mapping is an error naming the file."""
+def load_vars_file(path: Path) -> VarsChunk | None:
+    """One vars file as a chunk; empty is fine, anything but a mapping is an error naming the file.
+    None for a file encrypted whole with ansible-vault: it is not read."""
     display = str(path)
-    data: Any = load_data(path, display)
+    text = read_text(path, display)
+    if is_vault_file(text):
+        return None
+    data: Any = parse_data(text, path, display)
     if data is not None and not isinstance(data, dict):
         raise InventoryError(f"{display}: variables must be a mapping, got {kind_of(data)}")
     return VarsChunk(display, check_vars(data, display, "top level"))
@@ -60,7 +64,6 @@ class VarsDirs:
         self._cache: dict[tuple[str, str], list[VarsChunk]] = {}
         self.skipped: list[str] = []  # vault-encrypted files, not read
 
-
     def group(self, name: str) -> list[VarsChunk]:
         return self._load("group_vars", name)
 
@@ -72,11 +75,12 @@ class VarsDirs:
         if key not in self._cache:
             chunks = []
             for path in find_vars_files(self.base / kind, name):
-                if is_vault_file(read_text(path, str(path))):
+                chunk = load_vars_file(path)
+                if chunk is None:
                     # Ansible's vault.yml pattern: secrets for other plays. Refusing the whole
                     # inventory for it would make regdeploy unusable beside Ansible; the run says so.
                     self.skipped.append(str(path))
-                    continue
-                chunks.append(load_vars_file(path))
+                else:
+                    chunks.append(chunk)
             self._cache[key] = chunks
         return self._cache[key]

@@ -94,11 +94,8 @@ def parse_json(text: str, display: str) -> Any:
         raise InventoryError(f"{display}:{exc.lineno}: {exc.msg}") from None
 
 
-def load_data(path: Path, display: str) -> Any:
-    """The file's content: JSON for ``.json`` (exact line numbers), YAML otherwise."""
-    text = read_text(path, display)
-    if is_vault_file(text):
-        raise InventoryError(f"{display}: encrypted with ansible-vault: regdeploy does not decrypt Vault")
+def parse_data(text: str, path: Path, display: str) -> Any:
+    """*path*'s content *text*: JSON for ``.json`` (exact line numbers), YAML otherwise."""
     if path.suffix.lower() == ".json":
         return parse_json(text, display)
     return parse_yaml(text, display)
