@@ -45,13 +45,8 @@ def fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
 
 
-def known_host_name(hostname: str, port: int) -> str:
-    """The name paramiko (and OpenSSH) looks a host's key up by."""
-    return hostname if port == 22 else f"[{hostname}]:{port}"
-
-
 def load_known_hosts(client: paramiko.SSHClient, files: list[str], name: str) -> set[tuple[str, str]]:
-    """Give *client* the keys recorded for *name* (see :func:`known_host_name`) in the readable
+    """Give *client* the keys recorded for *name* (``Hop.known_hosts_name``) in the readable
     known_hosts *files* (missing files are simply empty). As with paramiko's own loading, the first
     key of each type wins, in file order. Returns the keys marked ``@revoked`` for *name* (as
     ``(type, base64)``): they are never loaded, and :class:`CheckPolicy` refuses them."""

@@ -42,7 +42,6 @@ from regdeploy.transport.hostkeys import (
     CheckPolicy,
     HostKeyError,
     changed_key_message,
-    known_host_name,
     load_known_hosts,
 )
 from regdeploy.transport.sshconfig import Hop, SshTarget
@@ -193,7 +192,7 @@ class SSHTransport:
         target = self.target
         client = paramiko.SSHClient()
         known = [target.known_hosts, *target.global_known_hosts]
-        revoked = load_known_hosts(client, known, known_host_name(hop.hostname, hop.port))
+        revoked = load_known_hosts(client, known, hop.known_hosts_name)
         # accept-new from the host's own ssh settings is for the host, not for the jump hosts on the
         # way (OpenSSH does not pass -o options to them); --accept-new-host-keys is for every hop.
         accept_new = target.accept_new if hop is target.hop else target.accept_new_jumps

@@ -39,7 +39,9 @@ IGNORED = frozenset({
 # Flags without a value that change nothing regdeploy does (quiet, verbose, compression, tty, agent).
 # -4/-6 are not among them: they change which address is dialled.
 IGNORED_FLAGS = frozenset("qvCTtAaXxNn")
-_WITH_VALUE = {"-o": None, "-J": "proxyjump", "-p": "port", "-l": "user", "-i": "identityfile", "-F": "-F"}
+# Flags that are an ssh_config keyword in short; with -o and -F, the flags that take a value.
+_FLAG_KEYWORDS = {"-J": "proxyjump", "-p": "port", "-l": "user", "-i": "identityfile"}
+_WITH_VALUE = frozenset({"-o", "-F", *_FLAG_KEYWORDS})
 
 
 def ssh_args_options(host: str, host_vars: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -59,7 +61,7 @@ def ssh_args_options(host: str, host_vars: Mapping[str, Any]) -> tuple[dict[str,
             if flag == "-F":
                 config_file = value  # the last -F counts, as for ssh
                 continue
-            key, val = _option(value, host, var) if flag == "-o" else (_WITH_VALUE[flag] or "", value)
+            key, val = _option(value, host, var) if flag == "-o" else (_FLAG_KEYWORDS[flag], value)
             if key in IGNORED:
                 continue
             if key not in APPLIED:

@@ -10,7 +10,8 @@ import paramiko
 import pytest
 
 from regdeploy.transport import hostkeys
-from regdeploy.transport.hostkeys import known_host_name, load_known_hosts
+from regdeploy.transport.hostkeys import load_known_hosts
+from regdeploy.transport.sshconfig import Hop
 
 
 def public_line(names: str, key: paramiko.PKey) -> str:
@@ -48,7 +49,8 @@ def test_same_answers_as_paramiko(tmp_path: Path, keys: list[paramiko.PKey]) -> 
         + "reg4.example.com ssh-unknown AAAA\n"
         + "short-line\n"
     )
-    names = ["reg1.example.com", "192.0.2.1", "reg2.example.com", known_host_name("192.0.2.3", 2222),
+    off_port_22 = Hop("r3", "192.0.2.3", 2222, "u").known_hosts_name
+    names = ["reg1.example.com", "192.0.2.1", "reg2.example.com", off_port_22,
              "192.0.2.3", "reg4.example.com", "nobody.example.com"]  # fmt: skip
     for name in names:
         assert lookup([known], name) == paramiko_lookup([known], name), name
