@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,84 +177,83 @@ def test_molecule_fleet_deploys_two_ssh_hosts(fleet: None, docker_client: Any, t
     assert not (tmp_path / "molecule-ephemeral" / "fleet").exists()
 
 
-def test_example_playbook_fails_only_the_host_that_failed(
-    tmp_path: Path, registry_image: str, unique_name: str, free_port: Any, docker_client: Any
-) -> None:
+class LocalPlay:
+    """Registries on this machine's engine, one per inventory host, for running the example playbook
+    directly; each with the test's own container name, port and directories."""
+
+    def __init__(self, tmp: Path, image: str, prefix: str, client: Any) -> None:
+        self.tmp, self.image, self.prefix, self.client = tmp, image, prefix, client
+        self.inventory = tmp / "inventory" / "hosts.yml"
+        self.hosts: list[str] = []
+
+    def write(self, ports: dict[str, int]) -> Path:
+        """An inventory of group `registries` with one host per *ports* entry (host -> port)."""
+        self.hosts = list(ports)
+        hosts = {
+            host: {"ansible_connection": "local", "registry": {
+                "name": f"{self.prefix}-{host}", "image": self.image, "port": port, "bind": "127.0.0.1",
+                "config_dir": str(self.tmp / host / "config"), "data_dir": str(self.tmp / host / "data"),
+                "auth": {"users": [{"name": "ci"}], "bcrypt_cost": 5}}}
+            for host, port in ports.items()
+        }  # fmt: skip
+        self.inventory.parent.mkdir(exist_ok=True)
+        self.inventory.write_text(yaml.safe_dump({"all": {"children": {"registries": {"hosts": hosts}}}}))
+        return self.inventory
+
+    def playbook(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_tool(["ansible-playbook", "-i", str(self.inventory), str(PLAYBOOK), *args], self.tmp)
+
+    def cleanup(self) -> None:
+        from click.testing import CliRunner
+
+        from regdeploy.cli import cli
+
+        if self.inventory.exists():
+            CliRunner().invoke(cli, ["down", "-i", str(self.inventory), "--purge-data", "--yes"])
+        for host in self.hosts:
+            with contextlib.suppress(Exception):
+                self.client.containers.get(f"{self.prefix}-{host}").remove(force=True, v=True)
+
+
+@pytest.fixture
+def local_play(
+    tmp_path: Path, registry_image: str, unique_name: str, docker_client: Any
+) -> Iterator[LocalPlay]:
+    play = LocalPlay(tmp_path, registry_image, unique_name, docker_client)
+    try:
+        yield play
+    finally:
+        play.cleanup()
+
+
+def test_example_playbook_fails_only_the_host_that_failed(local_play: LocalPlay, free_port: Any) -> None:
     """Two registries from one play: one whose port is taken fails on its own task result with
     regdeploy's one-line reason; the other converges, and a re-run reports it unchanged."""
     import socket
 
-    from click.testing import CliRunner
-
-    from regdeploy.cli import cli
-
-    def registry(name: str, port: int) -> dict[str, Any]:
-        return {"name": name, "image": registry_image, "port": port, "bind": "127.0.0.1",
-                "config_dir": str(tmp_path / name / "config"), "data_dir": str(tmp_path / name / "data"),
-                "auth": {"users": [{"name": "ci"}], "bcrypt_cost": 5}}  # fmt: skip
-
-    good, bad = f"{unique_name}-good", f"{unique_name}-bad"
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen(1)
-    hosts = {
-        "good": {"ansible_connection": "local", "registry": registry(good, free_port())},
-        "bad": {"ansible_connection": "local", "registry": registry(bad, taken.getsockname()[1])},
-    }
-    inventory = tmp_path / "inventory" / "hosts.yml"
-    inventory.parent.mkdir()
-    inventory.write_text(yaml.safe_dump({"all": {"children": {"registries": {"hosts": hosts}}}}))
-    try:
-        result = run_tool(["ansible-playbook", "-i", str(inventory), str(PLAYBOOK)], tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        local_play.write({"good": free_port(), "bad": taken.getsockname()[1]})
+        result = local_play.playbook()
         assert result.returncode == 2, output(result)  # Ansible's "a host failed"
         assert _recap(result.stdout, "good") == {**_recap(result.stdout, "good"), "changed": 1, "failed": 0}
         assert _recap(result.stdout, "bad")["failed"] == 1, output(result)
         failed = r'fatal: \[bad\]: FAILED! => \{\s*"msg": "port \d+ on 127\.0\.0\.1 is already in use'
         assert re.search(failed, result.stdout), output(result)
         assert "ok: [good]" in result.stdout.split("TASK [Registry verified]")[1]  # verify ran for good
-        rerun = ["ansible-playbook", "-i", str(inventory), str(PLAYBOOK), "--limit", "good"]
-        again = run_tool(rerun, tmp_path)
+        again = local_play.playbook("--limit", "good")
         assert again.returncode == 0 and _recap(again.stdout, "good")["changed"] == 0, output(again)
-    finally:
-        taken.close()
-        CliRunner().invoke(cli, ["down", "-i", str(inventory), "--purge-data", "--yes"])
-        for name in (good, bad):
-            with contextlib.suppress(Exception):
-                docker_client.containers.get(name).remove(force=True, v=True)
 
 
-def test_example_playbook_rolls_out_in_batches_with_serial(
-    tmp_path: Path, registry_image: str, unique_name: str, free_port: Any, docker_client: Any
-) -> None:
+def test_example_playbook_rolls_out_in_batches_with_serial(local_play: LocalPlay, free_port: Any) -> None:
     """regdeploy_serial=1: Ansible runs the play host by host, and each batch runs its own `regdeploy
     up` limited to that batch (ansible_play_batch), so the second host is untouched until its turn."""
-    from click.testing import CliRunner
-
-    from regdeploy.cli import cli
-
-    hosts = {
-        name: {"ansible_connection": "local", "registry": {
-            "name": f"{unique_name}-{name}", "image": registry_image, "port": free_port(),
-            "bind": "127.0.0.1", "config_dir": str(tmp_path / name / "config"),
-            "data_dir": str(tmp_path / name / "data"),
-            "auth": {"users": [{"name": "ci"}], "bcrypt_cost": 5}}}
-        for name in ("first", "second")
-    }  # fmt: skip
-    inventory = tmp_path / "inventory" / "hosts.yml"
-    inventory.parent.mkdir()
-    inventory.write_text(yaml.safe_dump({"all": {"children": {"registries": {"hosts": hosts}}}}))
-    try:
-        argv = ["ansible-playbook", "-i", str(inventory), str(PLAYBOOK), "-e", "regdeploy_serial=1",
-                "-e", "regdeploy_verify=false"]  # fmt: skip
-        result = run_tool(argv, tmp_path)
-        assert result.returncode == 0, output(result)
-        converge = r"TASK \[Converge the registries.*\n(?:ok|changed): \[(\w+) -> localhost\]"
-        runs = re.findall(converge, result.stdout)
-        assert runs == ["first", "second"], output(result)  # one regdeploy run per batch, in order
-        for name in hosts:
-            assert _recap(result.stdout, name)["changed"] == 1
-    finally:
-        CliRunner().invoke(cli, ["down", "-i", str(inventory), "--purge-data", "--yes"])
-        for name in hosts:
-            with contextlib.suppress(Exception):
-                docker_client.containers.get(f"{unique_name}-{name}").remove(force=True, v=True)
+    local_play.write({"first": free_port(), "second": free_port()})
+    result = local_play.playbook("-e", "regdeploy_serial=1", "-e", "regdeploy_verify=false")
+    assert result.returncode == 0, output(result)
+    converge = r"TASK \[Converge the registries.*\n(?:ok|changed): \[(\w+) -> localhost\]"
+    runs = re.findall(converge, result.stdout)
+    assert runs == ["first", "second"], output(result)  # one regdeploy run per batch, in order
+    for name in ("first", "second"):
+        assert _recap(result.stdout, name)["changed"] == 1
