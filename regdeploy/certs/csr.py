@@ -15,9 +15,9 @@ from regdeploy.certs.chain import anchor
 from regdeploy.certs.issue import check_chain, key_type
 from regdeploy.certs.store import HostKeys, record_reason
 from regdeploy.errors import SpecError
-from regdeploy.secrets import SecretResolver
-from regdeploy.spec import RegistrySpec
-from regdeploy.state import StateStore
+from regdeploy.materials.secrets import SecretResolver
+from regdeploy.materials.state import StateStore
+from regdeploy.spec.registry import RegistrySpec
 
 
 @dataclass(frozen=True)

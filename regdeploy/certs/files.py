@@ -7,7 +7,7 @@ from pathlib import Path
 
 from regdeploy.errors import HostError
 from regdeploy.fileio import atomic_write
-from regdeploy.materials import TlsMaterial
+from regdeploy.materials.host import TlsMaterial
 
 
 def write_file(path: Path, data: bytes, mode: int) -> None:

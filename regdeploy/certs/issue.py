@@ -14,11 +14,11 @@ from regdeploy import pki
 from regdeploy.certs.chain import anchor, served_chain
 from regdeploy.certs.store import CA_CERT, CA_KEY, HostKeys, record_reason, recorded_reason
 from regdeploy.errors import SpecError
-from regdeploy.materials import TlsMaterial
+from regdeploy.materials.host import TlsMaterial
+from regdeploy.materials.secrets import SecretResolver
+from regdeploy.materials.state import StateStore
 from regdeploy.pki._base import utc_now
-from regdeploy.secrets import SecretResolver
-from regdeploy.spec import RegistrySpec
-from regdeploy.state import StateStore
+from regdeploy.spec.registry import RegistrySpec
 
 # A CA lives for years and is trusted by every client: replacing it takes planning, so its end is
 # announced half a year ahead (twice the renewal window when that is longer).

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from regdeploy import pki
 from regdeploy.certs.chain import anchor, served_chain
 from regdeploy.certs.store import CA_CERT, HostKeys
-from regdeploy.secrets import SecretResolver
-from regdeploy.spec import RegistrySpec
-from regdeploy.state import StateStore
+from regdeploy.materials.secrets import SecretResolver
+from regdeploy.materials.state import StateStore
+from regdeploy.spec.registry import RegistrySpec
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from regdeploy.materials import TlsMaterial
-from regdeploy.spec import RegistrySpec
+from regdeploy.materials.host import TlsMaterial
+from regdeploy.spec.registry import RegistrySpec
 
 
 def tls_warnings(spec: RegistrySpec, material: TlsMaterial | None) -> list[str]:

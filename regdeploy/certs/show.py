@@ -12,9 +12,9 @@ from regdeploy.certs.issue import ca_warn_days
 from regdeploy.certs.lookup import Found, trusted_ca, wanted_chain
 from regdeploy.certs.notices import tls_warnings
 from regdeploy.errors import RegdeployError
-from regdeploy.secrets import SecretResolver
-from regdeploy.spec import RegistrySpec
-from regdeploy.state import StateStore
+from regdeploy.materials.secrets import SecretResolver
+from regdeploy.materials.state import StateStore
+from regdeploy.spec.registry import RegistrySpec
 
 # Statuses that make `certs show` exit 1: the certificate cannot be served as it is.
 BAD_STATUSES = frozenset(

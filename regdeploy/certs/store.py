@@ -10,9 +10,9 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from regdeploy.materials import CA_CERT_KEY as CA_CERT
-from regdeploy.materials import CA_KEY_KEY as CA_KEY
-from regdeploy.state import StateStore
+from regdeploy.materials.host import CA_CERT_KEY as CA_CERT
+from regdeploy.materials.host import CA_KEY_KEY as CA_KEY
+from regdeploy.materials.state import StateStore
 
 __all__ = ["CA_CERT", "CA_KEY", "HostKeys", "fingerprint", "record_reason", "recorded_reason"]
 

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 from regdeploy.certs.files import make_dir, write_file
 from regdeploy.certs.store import fingerprint
 from regdeploy.errors import HostError
-from regdeploy.materials import host_sans
-from regdeploy.spec import RegistrySpec
+from regdeploy.materials.host import host_sans
+from regdeploy.spec.registry import RegistrySpec
 from regdeploy.transport.base import Transport
 
 DEFAULT_CERTS_D = "/etc/docker/certs.d"

@@ -17,10 +17,10 @@ from regdeploy.errors import EXIT_FAILED, EXIT_OK, InputError, RegdeployError
 if TYPE_CHECKING:
     from regdeploy.certs.trust import TrustItem
     from regdeploy.inventory import Inventory
-    from regdeploy.materials import TlsMaterial
-    from regdeploy.secrets import Masker, SecretResolver
-    from regdeploy.spec import RegistrySpec
-    from regdeploy.state import StateStore
+    from regdeploy.materials.host import TlsMaterial
+    from regdeploy.materials.secrets import Masker, SecretResolver
+    from regdeploy.materials.state import StateStore
+    from regdeploy.spec.registry import RegistrySpec
 
 CONTROL_MACHINE = "(control machine)"
 
@@ -41,15 +41,15 @@ class _Hosts:
     resolver: SecretResolver
 
     def sans(self, name: str, host_vars: Mapping[str, Any], spec: RegistrySpec) -> list[str]:
-        from regdeploy.materials import host_sans
+        from regdeploy.materials.host import host_sans
 
         return host_sans(name, host_vars, spec)
 
 
 def _load(inventory: Path | None, limit: str | None, connect: Mapping[str, Any] | None = None) -> _Hosts:
-    from regdeploy.run import load_specs
-    from regdeploy.secrets import Masker, SecretResolver
-    from regdeploy.state import StateStore
+    from regdeploy.materials.secrets import Masker, SecretResolver
+    from regdeploy.materials.state import StateStore
+    from regdeploy.ops.run import load_specs
 
     inv, hosts = load_specs(inventory, limit, connect)
     masker = Masker()
@@ -195,7 +195,7 @@ def show_command(inventory: Path | None, limit: str | None, forks: int, as_json:
     weak, missing, unreadable. Read-only; exit code 1 when any row fails.
     """
     from regdeploy.certs.show import HostCerts, host_certs, hosts_json
-    from regdeploy.fanout import fan_out
+    from regdeploy.ops.fanout import fan_out
     from regdeploy.transport import open_transport
 
     ctx = _load(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
@@ -342,8 +342,8 @@ def _deploy(
 ) -> dict[str, Any]:
     """`up --limit PATTERN`, printed like `up` unless --json; returns up's JSON object."""
     from regdeploy.cli.output import print_up, up_json
-    from regdeploy.fanout import fan_out
-    from regdeploy.run import outcomes, prepare, up_host
+    from regdeploy.ops.fanout import fan_out
+    from regdeploy.ops.run import outcomes, prepare, up_host
 
     run = prepare(inventory, pattern, connect)
     run.state.commit()
@@ -513,7 +513,7 @@ def trust_command(inventory: Path | None, limit: str | None, forks: int, as_json
     def one(client: tuple[str, Mapping[str, Any] | None]) -> dict[str, Any]:
         return _trust_client(client, items_for, certs_d, remove, cas if system_store else None)
 
-    from regdeploy.fanout import fan_out
+    from regdeploy.ops.fanout import fan_out
 
     results = fan_out(clients, lambda c: c[0], one, forks)
     hosts = {

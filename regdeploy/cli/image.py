@@ -26,7 +26,7 @@ def local_engine() -> DockerClient:
         client = docker.from_env()
         client.ping()
     except Exception as exc:  # whatever the transport (unix socket, tcp, ssh), the engine does not answer
-        from regdeploy.image import connection_reason
+        from regdeploy.image.build import connection_reason
 
         reason = connection_reason(exc)
         raise TransportError(
@@ -83,8 +83,7 @@ def build_command(binary: Path, tag: str | None, as_json: bool) -> None:
       regdeploy image build --binary /usr/bin/docker-registry --tag registry:2
       regdeploy up
     """
-    from regdeploy import image
-
+    from regdeploy.image import build as image
     version = image.binary_version(binary)
     ref = tag or f"regdeploy/registry:{version}"
     client = local_engine()
@@ -108,8 +107,7 @@ def load_command(tarball: Path, as_json: bool) -> None:
 
     Save with a name (`docker save NAME:TAG`), not an image id, so the tag comes along.
     """
-    from regdeploy import image
-
+    from regdeploy.image import build as image
     client = local_engine()
     loaded = image.load_tarball(client, tarball, progress=progress)
     if as_json:

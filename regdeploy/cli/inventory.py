@@ -84,7 +84,7 @@ def _is_reference(value: Mapping[str, Any]) -> bool:
 def _origin(path: str, origins: Mapping[str, str], fallback: str) -> str:
     # The nearest recorded ancestor (a whole mapping set in one file records only its top), found
     # as error messages find it.
-    from regdeploy.validate import Where
+    from regdeploy.spec.validate import Where
 
     return Where("", path, origins, fallback).source()
 
@@ -93,8 +93,8 @@ def _masked(registry: Any) -> Any:
     """Literal secrets an inventory may hold, masked as in plans: http_secret, inline passwords,
     webhook header values and URL query values (tokens). References ({env: ...}) and vaulted
     placeholders stay as they are. Changes *registry* in place."""
-    from regdeploy.diffs import mask_url_query
-    from regdeploy.secrets import MASK
+    from regdeploy.deploy.diffs import mask_url_query
+    from regdeploy.materials.secrets import MASK
 
     if not isinstance(registry, dict):
         return registry

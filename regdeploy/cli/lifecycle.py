@@ -13,7 +13,7 @@ from regdeploy.cli.common import connect_options, connect_vars, emit_json, host_
 from regdeploy.errors import EXIT_FAILED, EXIT_OK, InputError
 
 if TYPE_CHECKING:
-    from regdeploy.run import HostOutcome, Run
+    from regdeploy.ops.run import HostOutcome, Run
 
 
 def register(cli: click.Group) -> None:
@@ -28,8 +28,8 @@ def _run_up(inventory: Path | None, limit: str | None, forks: int, as_json: bool
             serial: int | None = None, fail_fast: bool = False) -> None:  # fmt: skip
     from regdeploy.certs.notices import tls_warnings
     from regdeploy.cli.output import print_up, up_json
-    from regdeploy.fanout import fan_out
-    from regdeploy.run import outcomes, prepare, up_host
+    from regdeploy.ops.fanout import fan_out
+    from regdeploy.ops.run import outcomes, prepare, up_host
 
     run = prepare(inventory, limit, connect)
     if not check:
@@ -149,9 +149,9 @@ def down(inventory: Path | None, limit: str | None, forks: int, as_json: bool, p
     --purge-data deletes data_dir and config_dir too; it asks first, or needs
     --yes when there is no terminal.
     """
-    from regdeploy.down import down_host
-    from regdeploy.fanout import fan_out
-    from regdeploy.run import load_specs
+    from regdeploy.ops.down import down_host
+    from regdeploy.ops.fanout import fan_out
+    from regdeploy.ops.run import load_specs
 
     _, specs = load_specs(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
     if purge_data and not yes:
@@ -197,9 +197,9 @@ def status(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
     Read-only. Repositories come from /v2/_catalog (all pages) with the first
     configured user. Exit code 1 if a registry is not running.
     """
-    from regdeploy.fanout import fan_out
-    from regdeploy.run import prepare
-    from regdeploy.status import host_status, print_status
+    from regdeploy.ops.fanout import fan_out
+    from regdeploy.ops.run import prepare
+    from regdeploy.ops.status import host_status, print_status
 
     run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys), render_files=False)
     results = fan_out(run.jobs, lambda j: j.name, host_status, forks)

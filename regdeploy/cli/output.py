@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from regdeploy.run import HostOutcome
+from regdeploy.ops.run import HostOutcome
 
 _SIGN = {"create": "+", "pull": "+", "remove": "-"}
 _COLOUR = {"+": "green", "-": "red", "~": "yellow"}

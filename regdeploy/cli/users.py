@@ -15,7 +15,7 @@ from regdeploy.cli.common import connect_options, connect_vars, emit_json, host_
 from regdeploy.errors import EXIT_FAILED, EXIT_OK, InputError
 
 if TYPE_CHECKING:
-    from regdeploy.run import Run
+    from regdeploy.ops.run import Run
 
 FORMATS = ("plain", "env", "docker-config")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,7 +40,7 @@ def users() -> None:
 
 
 def _read_password(password_stdin: bool, password_file: Path | None) -> str | None:
-    from regdeploy.users import check_password
+    from regdeploy.ops.users import check_password
 
     if password_stdin and password_file:
         raise InputError("--password-stdin and --password-file: give one of them")
@@ -57,8 +57,8 @@ def _read_password(password_stdin: bool, password_file: Path | None) -> str | No
 
 def _push(run: Run, forks: int) -> dict[str, str | None]:
     """Push htpasswd to every targeted host: host -> error (None when it worked)."""
-    from regdeploy.fanout import fan_out
-    from regdeploy.users import push_htpasswd
+    from regdeploy.ops.fanout import fan_out
+    from regdeploy.ops.users import push_htpasswd
 
     def say(host: str, message: str) -> None:
         progress(f"[{host}] {run.masker.mask(message)}")
@@ -170,9 +170,9 @@ def list_users(inventory: Path | None, limit: str | None, forks: int, as_json: b
     or cost than the inventory's), missing (not on the host yet), unmanaged (on
     the host only), disabled; non-bcrypt lines are flagged: the registry refuses them.
     """
-    from regdeploy.fanout import fan_out
-    from regdeploy.run import prepare
-    from regdeploy.users_report import host_users, print_users
+    from regdeploy.ops.fanout import fan_out
+    from regdeploy.ops.run import prepare
+    from regdeploy.ops.users_report import host_users, print_users
 
     run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys), render_files=False)
     results = fan_out(run.jobs, lambda j: j.name, host_users, forks)
@@ -212,10 +212,10 @@ def add_user(name: str, inventory: Path | None, limit: str | None, forks: int, a
       regdeploy users add ci --output ci.env --format env # generated, written 0600
       printf '%s\\n' "$PW" | regdeploy users add bob --password-stdin
     """
-    from regdeploy.run import load_specs, prepare
-    from regdeploy.secrets import generate_password
-    from regdeploy.state import StateStore
-    from regdeploy.users import check_name, password_key, save_state_user_names, state_user_names
+    from regdeploy.materials.secrets import generate_password
+    from regdeploy.materials.state import StateStore
+    from regdeploy.ops.run import load_specs, prepare
+    from regdeploy.ops.users import check_name, password_key, save_state_user_names, state_user_names
 
     check_name(name)
     supplied = _read_password(password_stdin, password_file)
@@ -250,9 +250,9 @@ def remove_user(name: str, inventory: Path | None, limit: str | None, forks: int
 
     Users defined in the inventory are removed (or `disabled: true`) there.
     """
-    from regdeploy.run import load_specs, prepare
-    from regdeploy.state import StateStore
-    from regdeploy.users import password_key, save_state_user_names, state_user_names
+    from regdeploy.materials.state import StateStore
+    from regdeploy.ops.run import load_specs, prepare
+    from regdeploy.ops.users import password_key, save_state_user_names, state_user_names
 
     connect = connect_vars(connect_timeout, accept_new_host_keys)
     inv, specs = load_specs(inventory, limit, connect)
@@ -296,8 +296,8 @@ def rotate(names: tuple[str, ...], all_users: bool, inventory: Path | None, limi
       regdeploy users rotate ci --output ci-config.json --format docker-config
       regdeploy users rotate --all --output creds.env --format env
     """
-    from regdeploy.run import prepare
-    from regdeploy.secrets import generate_password
+    from regdeploy.materials.secrets import generate_password
+    from regdeploy.ops.run import prepare
 
     if all_users == bool(names):
         raise InputError("name the users to rotate, or give --all (not both)")

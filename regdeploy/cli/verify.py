@@ -57,8 +57,8 @@ def verify(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
       regdeploy verify --check tls --check auth     # no push
       regdeploy verify --persistence                # restarts the registry container
     """
-    from regdeploy.fanout import fan_out
-    from regdeploy.run import prepare
+    from regdeploy.ops.fanout import fan_out
+    from regdeploy.ops.run import prepare
     from regdeploy.verify.checks import select_checks
     from regdeploy.verify.report import VerifyOutcome, payload, table
     from regdeploy.verify.runner import verify_host

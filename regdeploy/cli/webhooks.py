@@ -109,8 +109,8 @@ def test_command(
       regdeploy webhooks test
       regdeploy webhooks test -e jenkins --repository team/app --tag v1.2.3
     """
-    from regdeploy.fanout import fan_out
-    from regdeploy.run import HostJob, prepare
+    from regdeploy.ops.fanout import fan_out
+    from regdeploy.ops.run import HostJob, prepare
     from regdeploy.webhooks.envelope import media_type
     from regdeploy.webhooks.sender import sample_for, test_endpoints
 
@@ -337,8 +337,8 @@ def relay_command(
           --bind 172.17.0.1 --repository 'team/*' --tag 'v*'
     Then point an endpoint at it: url: http://172.17.0.1:5080/
     """
-    from regdeploy.secrets import Masker, SecretResolver
-    from regdeploy.state import StateStore
+    from regdeploy.materials.secrets import Masker, SecretResolver
+    from regdeploy.materials.state import StateStore
     from regdeploy.webhooks.relay.config import parse_config, read_config_file
     from regdeploy.webhooks.relay.service import Relay
 

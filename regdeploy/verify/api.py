@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import urllib.parse
 
-from regdeploy.registry_api import RegistryClient, Response
 from regdeploy.verify.context import SMOKE_REPOSITORY, Pushed, VerifyContext
 from regdeploy.verify.model import NETWORK_ERRORS, CheckFailed, describe_error, parallel, registry_error
+from regdeploy.verify.registry_api import RegistryClient, Response
 from regdeploy.verify.smoke import MANIFEST_V2, build_smoke_image, sha256_digest
 
 OCTET = "application/octet-stream"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 
-from regdeploy.registry_api import Response
 from regdeploy.verify.context import VerifyContext
 from regdeploy.verify.model import NETWORK_ERRORS, CheckFailed, describe_error, parallel
+from regdeploy.verify.registry_api import Response
 
 API_VERSION_HEADER = "docker-distribution-api-version"
 API_VERSION = "registry/2.0"

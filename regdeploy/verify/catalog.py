@@ -14,9 +14,9 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
-from regdeploy.registry_api import RegistryClient
 from regdeploy.verify.context import SMOKE_REPOSITORY, VerifyContext
 from regdeploy.verify.model import NETWORK_ERRORS, Blocked, CheckFailed, describe_error, pair, registry_error
+from regdeploy.verify.registry_api import RegistryClient
 
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 PAGE = 1000  # catalog.maxentries: the most a registry gives in one page by default

@@ -8,7 +8,6 @@ and the repository name stays in the catalog (the registry API cannot delete rep
 
 from __future__ import annotations
 
-from regdeploy.registry_api import Response
 from regdeploy.verify.context import Pushed, VerifyContext
 from regdeploy.verify.model import (
     NETWORK_ERRORS,
@@ -18,6 +17,7 @@ from regdeploy.verify.model import (
     parallel,
     registry_error,
 )
+from regdeploy.verify.registry_api import Response
 
 
 def needed(ctx: VerifyContext) -> bool:

@@ -10,12 +10,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from regdeploy.registry_api import RegistryClient
+from regdeploy.verify.registry_api import RegistryClient
 
 if TYPE_CHECKING:
     import docker
 
-    from regdeploy.run import HostJob
+    from regdeploy.ops.run import HostJob
     from regdeploy.transport import Transport
     from regdeploy.verify.notifications import Metrics
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from regdeploy.registry_api import Response
+    from regdeploy.verify.registry_api import Response
 
 T = TypeVar("T")
 A = TypeVar("A")

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from regdeploy.validate import duration_seconds
+from regdeploy.spec.validate import duration_seconds
 from regdeploy.verify.context import VerifyContext
 from regdeploy.verify.model import NETWORK_ERRORS, CheckFailed, NotApplicable, describe_error
 

@@ -21,8 +21,8 @@ from regdeploy.verify.context import VerifyContext, make_target
 from regdeploy.verify.model import Blocked, CheckFailed, CheckResult, NotApplicable, Status
 
 if TYPE_CHECKING:
-    from regdeploy.run import HostJob
-    from regdeploy.secrets import Masker
+    from regdeploy.materials.secrets import Masker
+    from regdeploy.ops.run import HostJob
 
 RUN: dict[str, Callable[[VerifyContext], str]] = {
     "tcp": net.check_tcp,

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
-from regdeploy.materials import ResolvedEndpoint
-from regdeploy.secrets import MASK
-from regdeploy.spec import RegistrySpec
-from regdeploy.validate import duration_seconds
+from regdeploy.materials.host import ResolvedEndpoint
+from regdeploy.materials.secrets import MASK
+from regdeploy.spec.registry import RegistrySpec
+from regdeploy.spec.validate import duration_seconds
 from regdeploy.webhooks.client import describe_failure, post
 from regdeploy.webhooks.envelope import GO_USER_AGENT, Envelope, sample_push
 

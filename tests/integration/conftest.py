@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from regdeploy.image import build_from_binary
+from regdeploy.image.build import build_from_binary
 
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 REGISTRY_TEST_IMAGE = "regdeploy-test/registry:2.8.2"
@@ -46,7 +46,7 @@ def docker_client() -> Iterator[Any]:
     """A ``docker.DockerClient`` for the local engine; fails (not skips) if the engine does not answer."""
     import docker
 
-    from regdeploy.image import connection_reason
+    from regdeploy.image.build import connection_reason
 
     where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:

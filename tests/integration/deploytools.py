@@ -18,7 +18,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from regdeploy.cli import cli
-from regdeploy.registry_api import RegistryClient
+from regdeploy.verify.registry_api import RegistryClient
 
 TOKEN = "tok-3f9c1a7e-secret-webhook-token"
 # Port 9 (discard) on loopback: nothing listens, deliveries fail quietly and stay on this machine.

@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from regdeploy.cli import cli
 from regdeploy.errors import InventoryError, SpecError
 from regdeploy.inventory import load_inventory
-from regdeploy.run import prepare
+from regdeploy.ops.run import prepare
 
 pytestmark = pytest.mark.integration
 

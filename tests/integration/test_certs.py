@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from deploytools import Deployment, changes, deployment
 
 from regdeploy import pki
-from regdeploy.image import build_smoke_image
+from regdeploy.image.build import build_smoke_image
 
 __all__ = ["deployment"]  # the fixture, used by name
 
@@ -378,9 +378,9 @@ def test_csr_signed_externally_then_import_then_up(deployment: Deployment) -> No
 
 
 def test_letsencrypt_settings_start_the_real_registry(deployment: Deployment, tmp_path: Path) -> None:
-    from regdeploy.materials import HostMaterials, UserEntry
-    from regdeploy.render import render
-    from regdeploy.spec import parse_spec
+    from regdeploy.deploy.render import render
+    from regdeploy.materials.host import HostMaterials, UserEntry
+    from regdeploy.spec.registry import parse_spec
 
     acme = {"email": "ops@example.com", "hosts": ["registry.example.com"]}
     spec = parse_spec("localhost", {"port": 443, "config_dir": str(tmp_path / "le"),

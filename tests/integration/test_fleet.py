@@ -30,7 +30,7 @@ from click.testing import CliRunner, Result
 from lab import Lab, LabHost, lab_fixture
 
 from regdeploy.cli import cli
-from regdeploy.registry_api import RegistryClient
+from regdeploy.verify.registry_api import RegistryClient
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""regdeploy.image and `regdeploy image` against the real local Docker engine (loopback traffic only)."""
+"""image.build and `regdeploy image` against the real local Docker engine (loopback traffic only)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from regdeploy.errors import ImageError, TransportError
-from regdeploy.image import (
+from regdeploy.image.build import (
     AIRGAP_HINT,
     LABEL_BUILT_FROM,
     LABEL_VERSION,

@@ -27,8 +27,8 @@ from click.testing import CliRunner, Result
 
 from regdeploy import pki
 from regdeploy.cli import cli
-from regdeploy.health import probe
-from regdeploy.registry_api import RegistryClient
+from regdeploy.deploy.health import probe
+from regdeploy.verify.registry_api import RegistryClient
 
 pytestmark = pytest.mark.integration
 

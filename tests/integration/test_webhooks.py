@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from test_up import TOKEN, Deployment, push_small_image
 
 from regdeploy.cli import cli
-from regdeploy.registry_api import RegistryClient
+from regdeploy.verify.registry_api import RegistryClient
 
 pytestmark = pytest.mark.integration
 

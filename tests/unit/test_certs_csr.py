@@ -12,10 +12,10 @@ from regdeploy import pki
 from regdeploy.certs.csr import import_chain, make_host_csr
 from regdeploy.certs.issue import TlsIssuer
 from regdeploy.errors import SpecError
-from regdeploy.materials import host_sans
-from regdeploy.secrets import Masker, SecretResolver
-from regdeploy.spec import RegistrySpec, parse_spec
-from regdeploy.state import StateStore
+from regdeploy.materials.host import host_sans
+from regdeploy.materials.secrets import Masker, SecretResolver
+from regdeploy.materials.state import StateStore
+from regdeploy.spec.registry import RegistrySpec, parse_spec
 
 
 def now() -> datetime:

@@ -15,10 +15,10 @@ from regdeploy.certs.issue import TlsIssuer, ca_expiry_warning
 from regdeploy.certs.notices import tls_warnings
 from regdeploy.certs.show import host_certs
 from regdeploy.errors import SpecError
-from regdeploy.materials import TlsMaterial, host_sans
-from regdeploy.secrets import Masker, SecretResolver
-from regdeploy.spec import RegistrySpec, parse_spec
-from regdeploy.state import StateStore
+from regdeploy.materials.host import TlsMaterial, host_sans
+from regdeploy.materials.secrets import Masker, SecretResolver
+from regdeploy.materials.state import StateStore
+from regdeploy.spec.registry import RegistrySpec, parse_spec
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 LOCAL = {"ansible_connection": "local"}

@@ -20,10 +20,10 @@ from regdeploy.certs.trust import (
     registry_addresses,
 )
 from regdeploy.errors import HostError
-from regdeploy.materials import host_sans
-from regdeploy.secrets import Masker, SecretResolver
-from regdeploy.spec import parse_spec
-from regdeploy.state import StateStore
+from regdeploy.materials.host import host_sans
+from regdeploy.materials.secrets import Masker, SecretResolver
+from regdeploy.materials.state import StateStore
+from regdeploy.spec.registry import parse_spec
 
 NOW = datetime(2030, 6, 1, tzinfo=UTC)
 LOCAL = {"ansible_connection": "local"}

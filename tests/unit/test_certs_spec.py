@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 import yaml
 
-from regdeploy.container import definition
+from regdeploy.deploy.definition import definition
+from regdeploy.deploy.facts import ContainerFacts, HostFacts
+from regdeploy.deploy.plan import make_plan
+from regdeploy.deploy.render import Rendered, render
 from regdeploy.errors import SpecError
-from regdeploy.facts import ContainerFacts, HostFacts
-from regdeploy.materials import HostMaterials, TlsMaterial, UserEntry, host_sans
-from regdeploy.plan import make_plan
-from regdeploy.render import Rendered, render
-from regdeploy.spec import RegistrySpec, parse_spec
+from regdeploy.materials.host import HostMaterials, TlsMaterial, UserEntry, host_sans
+from regdeploy.spec.registry import RegistrySpec, parse_spec
 from regdeploy.transport.base import FileState
 
 LE = {"email": "ops@example.com", "hosts": ["reg.example.com"]}

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from regdeploy import htpasswd
 from regdeploy.errors import SecretError
-from regdeploy.secrets import MASK, Masker, SecretRef, SecretResolver
-from regdeploy.state import StateStore
+from regdeploy.materials import htpasswd
+from regdeploy.materials.secrets import MASK, Masker, SecretRef, SecretResolver
+from regdeploy.materials.state import StateStore
 
 
 def test_hash_verifies_and_carries_cost() -> None:

@@ -11,8 +11,8 @@ import pytest
 from regdeploy.errors import InputError, InventoryError, SpecError
 from regdeploy.inventory import load_inventory, unevaluated
 from regdeploy.inventory.unevaluated import Unsafe, Vaulted
-from regdeploy.run import load_specs
-from regdeploy.spec import parse_spec
+from regdeploy.ops.run import load_specs
+from regdeploy.spec.registry import parse_spec
 from regdeploy.transport.factory import check_connection
 
 

@@ -6,13 +6,13 @@ import dataclasses
 
 import yaml
 
-from regdeploy.container import definition, differences
-from regdeploy.diffs import file_diff
-from regdeploy.facts import ContainerFacts, HostFacts
-from regdeploy.materials import HostMaterials, ResolvedEndpoint, TlsMaterial, UserEntry
-from regdeploy.plan import make_plan
-from regdeploy.render import Rendered, render
-from regdeploy.spec import RegistrySpec, parse_spec
+from regdeploy.deploy.definition import definition, differences
+from regdeploy.deploy.diffs import file_diff
+from regdeploy.deploy.facts import ContainerFacts, HostFacts
+from regdeploy.deploy.plan import make_plan
+from regdeploy.deploy.render import Rendered, render
+from regdeploy.materials.host import HostMaterials, ResolvedEndpoint, TlsMaterial, UserEntry
+from regdeploy.spec.registry import RegistrySpec, parse_spec
 from regdeploy.transport.base import FileState
 
 SECRET = "http-secret-value-123"

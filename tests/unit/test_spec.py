@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from regdeploy.errors import EXIT_INPUT, SpecError
-from regdeploy.secrets import SecretRef
-from regdeploy.spec import parse_spec
+from regdeploy.materials.secrets import SecretRef
+from regdeploy.spec.registry import parse_spec
 
 
 def spec_error(raw: object, origins: dict[str, str] | None = None) -> str:

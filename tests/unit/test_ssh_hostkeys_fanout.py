@@ -10,7 +10,7 @@ import paramiko
 import pytest
 
 from regdeploy.errors import HostError, InputError
-from regdeploy.fanout import fan_out
+from regdeploy.ops.fanout import fan_out
 from regdeploy.transport.hostkeys import (
     CheckPolicy,
     HostKeyError,

@@ -13,7 +13,7 @@ import docker.errors
 import pytest
 
 from regdeploy.errors import ImageError, SpecError
-from regdeploy.ship import DISK_MARGIN, image_source, provide_image, ship_image
+from regdeploy.image.ship import DISK_MARGIN, image_source, provide_image, ship_image
 
 REF = "registry:2"
 IMAGE_ID = "sha256:" + "ab" * 32

@@ -8,12 +8,12 @@ import ssl
 
 import pytest
 
-from regdeploy.registry_api import Response
 from regdeploy.verify.api import upload_path
 from regdeploy.verify.auth import basic_realm
 from regdeploy.verify.catalog import find_repository, list_tags, next_link, with_page_size
 from regdeploy.verify.engine import drain
 from regdeploy.verify.model import CheckFailed, describe_error, registry_error
+from regdeploy.verify.registry_api import Response
 
 
 def _resp(status: int, body: object = None, **headers: str) -> Response:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 import regdeploy.transport
-from regdeploy.secrets import Masker
+from regdeploy.materials.secrets import Masker
 from regdeploy.verify import runner
 from regdeploy.verify.checks import select_checks
 from regdeploy.verify.context import Pushed, VerifyContext

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from regdeploy import pki
-from regdeploy.spec import TlsSpec
+from regdeploy.spec.registry import TlsSpec
 from regdeploy.verify.context import Target, VerifyContext
 from regdeploy.verify.model import CheckFailed, NotApplicable
 from regdeploy.verify.net import check_tcp, check_tls

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from regdeploy.run import prepare
+from regdeploy.ops.run import prepare
 
 
 def rendered_endpoints(tmp: Path, endpoints: list[dict[str, Any]]) -> list[dict[str, Any]]:

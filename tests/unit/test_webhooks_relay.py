@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from regdeploy.cli import cli
 from regdeploy.errors import InputError, SecretError
-from regdeploy.secrets import Masker, SecretRef, SecretResolver
-from regdeploy.state import StateStore
+from regdeploy.materials.secrets import Masker, SecretRef, SecretResolver
+from regdeploy.materials.state import StateStore
 from regdeploy.webhooks.client import post
 from regdeploy.webhooks.envelope import EventSummary, media_type, sample_push
 from regdeploy.webhooks.receiver import Receiver, Reply, Request

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from regdeploy.cli import cli
-from regdeploy.materials import ResolvedEndpoint
+from regdeploy.materials.host import ResolvedEndpoint
 from regdeploy.webhooks.envelope import decode, media_type, sample_push
 from regdeploy.webhooks.receiver import Receiver, Reply, Request
 from regdeploy.webhooks.sender import loopback_warning, redact_url, send

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from regdeploy.errors import InputError
-from regdeploy.secrets import SecretRef
-from regdeploy.validate import duration_seconds, suggest, type_name
+from regdeploy.materials.secrets import SecretRef
+from regdeploy.spec.validate import duration_seconds, suggest, type_name
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_EVENT_TYPE = "registry-push"

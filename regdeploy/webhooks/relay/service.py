@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from regdeploy.secrets import Masker, SecretResolver
+from regdeploy.materials.secrets import Masker, SecretResolver
 from regdeploy.webhooks.client import describe_failure, post
 from regdeploy.webhooks.envelope import EnvelopeError, EventSummary, decode
 from regdeploy.webhooks.receiver import Receiver, Reply, Request

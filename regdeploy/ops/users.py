@@ -13,12 +13,12 @@ import json
 import re
 from collections.abc import Callable, Sequence
 
+from regdeploy.deploy.plan import Plan
 from regdeploy.errors import HostError, InputError, RegdeployError
-from regdeploy.htpasswd import MAX_PASSWORD_BYTES
-from regdeploy.plan import Plan
-from regdeploy.secrets import Masker, SecretRef
-from regdeploy.spec import USER_NAME_RE, RegistrySpec, UserSpec
-from regdeploy.state import StateStore
+from regdeploy.materials.htpasswd import MAX_PASSWORD_BYTES
+from regdeploy.materials.secrets import Masker, SecretRef
+from regdeploy.materials.state import StateStore
+from regdeploy.spec.registry import USER_NAME_RE, RegistrySpec, UserSpec
 
 USERS_KEY = "users.json"
 
@@ -74,10 +74,10 @@ def check_password(password: str, source: str) -> str:
 
 def push_htpasswd(job: object, masker: Masker, progress: Callable[[str, str], None]) -> Plan:
     """Bring one host's htpasswd to the rendered one, and nothing else: no other file, no container."""
-    from regdeploy.apply import apply_plan
-    from regdeploy.facts import gather
-    from regdeploy.plan import make_plan
-    from regdeploy.run import HostJob, wanted_definition
+    from regdeploy.deploy.apply import apply_plan
+    from regdeploy.deploy.facts import gather
+    from regdeploy.deploy.plan import make_plan
+    from regdeploy.ops.run import HostJob, wanted_definition
     from regdeploy.transport import open_transport
 
     assert isinstance(job, HostJob)

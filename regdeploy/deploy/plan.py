@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from regdeploy.container import OLD_SUFFIX, Definition, differences
-from regdeploy.diffs import file_diff
-from regdeploy.facts import HostFacts
-from regdeploy.render import Rendered
-from regdeploy.spec import RegistrySpec
+from regdeploy.deploy.definition import OLD_SUFFIX, Definition, differences
+from regdeploy.deploy.diffs import file_diff
+from regdeploy.deploy.facts import HostFacts
+from regdeploy.deploy.render import Rendered
+from regdeploy.spec.registry import RegistrySpec
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from regdeploy.container import OLD_SUFFIX, Definition, create_kwargs
+from regdeploy.deploy.definition import OLD_SUFFIX, Definition, create_kwargs
+from regdeploy.deploy.health import wait_ready
+from regdeploy.deploy.plan import Plan
+from regdeploy.deploy.render import Rendered
 from regdeploy.errors import ApplyError, HostError, RegdeployError
-from regdeploy.health import wait_ready
-from regdeploy.plan import Plan
-from regdeploy.render import Rendered
-from regdeploy.spec import RegistrySpec
+from regdeploy.spec.registry import RegistrySpec
 from regdeploy.transport.base import Transport
 
 Progress = Callable[[str], None]
@@ -49,7 +49,7 @@ def apply_plan(
         if obtain_image is not None:
             wanted["image_id"] = obtain_image(change.target)
             continue
-        from regdeploy.image import ensure_image
+        from regdeploy.image.build import ensure_image
 
         progress(f"pulling {change.target}")
         wanted["image_id"] = ensure_image(client, change.target, progress=progress)

@@ -11,8 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from regdeploy.render import CONTAINER_CONFIG_DIR, CONTAINER_DATA_DIR
-from regdeploy.spec import RegistrySpec
+from regdeploy.deploy.render import CONTAINER_CONFIG_DIR, CONTAINER_DATA_DIR
+from regdeploy.spec.registry import RegistrySpec
 
 LABEL_MANAGED = "io.regdeploy.managed"
 LABEL_HOST = "io.regdeploy.host"

@@ -14,8 +14,8 @@ from regdeploy.errors import SpecError
 if TYPE_CHECKING:
     import jinja2
 
-    from regdeploy.materials import HostMaterials
-    from regdeploy.spec import RegistrySpec
+    from regdeploy.materials.host import HostMaterials
+    from regdeploy.spec.registry import RegistrySpec
 
 # Inside the container, the host's config_dir is mounted read-only here, and the command is
 # `serve CONTAINER_CONFIG_DIR/config.yml`: one layout for registry 2.x and 3.x images alike
@@ -59,8 +59,8 @@ class Rendered:
 
 
 def builtin_templates_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_templates", here.parent / "templates"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "_templates", package.parent / "templates"):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("regdeploy's templates are missing from the installation")

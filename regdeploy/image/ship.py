@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from regdeploy import validate as v
 from regdeploy.errors import ImageError, RegdeployError, TransportError
-from regdeploy.image import AIRGAP_HINT, connection_reason, ensure_image, split_ref
+from regdeploy.image.build import AIRGAP_HINT, connection_reason, ensure_image, split_ref
+from regdeploy.spec import validate as v
 
 if TYPE_CHECKING:
     from regdeploy.transport.base import Transport

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from regdeploy.errors import SecretError
 
 if TYPE_CHECKING:
-    from regdeploy.state import StateStore
-    from regdeploy.validate import Where
+    from regdeploy.materials.state import StateStore
+    from regdeploy.spec.validate import Where
 
 MASK = "********"
 

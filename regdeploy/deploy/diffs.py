@@ -9,8 +9,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from regdeploy.render import RenderedFile
-from regdeploy.secrets import MASK
+from regdeploy.deploy.render import RenderedFile
+from regdeploy.materials.secrets import MASK
 
 
 def file_diff(new: RenderedFile, old: bytes | None) -> str:
@@ -78,7 +78,7 @@ def mask_url_query(url: str) -> str:
 
 
 def _htpasswd_summary(old: bytes | None, new: bytes) -> str:
-    from regdeploy.htpasswd import parse
+    from regdeploy.materials.htpasswd import parse
 
     before = {line.name: line.hashed for line in parse(old or b"")}
     after = {line.name: line.hashed for line in parse(new)}

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from regdeploy.errors import SpecError
-from regdeploy.htpasswd import HashCache, PasswordError
-from regdeploy.secrets import SecretResolver
-from regdeploy.spec import EndpointSpec, RegistrySpec
-from regdeploy.state import StateStore
+from regdeploy.materials.htpasswd import HashCache, PasswordError
+from regdeploy.materials.secrets import SecretResolver
+from regdeploy.materials.state import StateStore
+from regdeploy.spec.registry import EndpointSpec, RegistrySpec
 
 HASH_CACHE_KEY = "htpasswd/hashes.json"
 HASH_KEY_KEY = "htpasswd/fingerprint.key"

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from regdeploy import validate as v
 from regdeploy.inventory import unevaluated
-from regdeploy.secrets import SecretRef, secret_ref
+from regdeploy.materials.secrets import SecretRef, secret_ref
+from regdeploy.spec import validate as v
 
 TLS_MODES = ("selfsigned", "ca", "provided", "csr", "letsencrypt", "none")
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
@@ -143,7 +143,7 @@ def parse_spec(
         value = data.get(key)
         return default if value is None else value
 
-    if data.get("image_source") is not None:  # auto | pull | ship; read by regdeploy.ship
+    if data.get("image_source") is not None:  # auto | pull | ship; read by regdeploy.image.ship
         v.choice(data["image_source"], where.child("image_source"), ("auto", "pull", "ship"))
     image = v.string(get("image", d.image), where.child("image"), IMAGE_RE, "expected an image reference")
     version = _version(data.get("version"), image, where.child("version"))

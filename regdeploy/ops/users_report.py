@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from regdeploy.htpasswd import parse
+from regdeploy.materials.htpasswd import parse
 from regdeploy.transport import open_transport
 
 if TYPE_CHECKING:
-    from regdeploy.run import HostJob
+    from regdeploy.ops.run import HostJob
 
 
 def host_users(job: HostJob) -> list[dict[str, Any]]:
@@ -44,7 +44,7 @@ def host_users(job: HostJob) -> list[dict[str, Any]]:
 
 def _same_password(job: HostJob, name: str, hashed: str) -> bool:
     """A different hash may still hold the same password (another salt): ask bcrypt."""
-    from regdeploy.htpasswd import check_password, hash_cost
+    from regdeploy.materials.htpasswd import check_password, hash_cost
 
     same_cost = hash_cost(hashed) == job.spec.auth.bcrypt_cost
     return same_cost and check_password(job.materials.passwords[name], hashed)

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from regdeploy.deploy.facts import inspect_container
 from regdeploy.errors import HostError
-from regdeploy.facts import inspect_container
 from regdeploy.transport import open_transport
 
 if TYPE_CHECKING:
-    from regdeploy.run import HostJob
+    from regdeploy.ops.run import HostJob
 
 
 def host_status(job: HostJob) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def host_status(job: HostJob) -> dict[str, Any]:
 
 
 def _repositories(job: HostJob, address: str) -> list[str] | None:
-    from regdeploy.registry_api import RegistryClient
+    from regdeploy.verify.registry_api import RegistryClient
 
     user = next((u for u in job.spec.auth.users if not u.disabled), None)
     if user is None:

@@ -7,7 +7,7 @@ A real user normally runs ``registry:2`` pulled from Docker Hub. Hosts that cann
 * :func:`load_tarball`: a ``docker save`` archive carried over.
 
 Every function takes a ``docker.DockerClient`` (local or over SSH). ``docker`` itself is imported lazily so
-that ``import regdeploy.image`` stays cheap for commands that never talk to an engine.
+that ``import regdeploy.image.build`` stays cheap for commands that never talk to an engine.
 """
 
 from __future__ import annotations

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from regdeploy.container import LABEL_MANAGED, OLD_SUFFIX, Definition, recorded_definition
+from regdeploy.deploy.definition import LABEL_MANAGED, OLD_SUFFIX, Definition, recorded_definition
+from regdeploy.deploy.render import Rendered
 from regdeploy.errors import HostError
-from regdeploy.render import Rendered
-from regdeploy.spec import RegistrySpec
+from regdeploy.spec.registry import RegistrySpec
 from regdeploy.transport.base import FileState, Transport
 from regdeploy.transport.engine_api import Engine
 

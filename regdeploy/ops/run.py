@@ -11,16 +11,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from regdeploy.container import Definition, definition
+from regdeploy.deploy.definition import Definition, definition
+from regdeploy.deploy.plan import Plan
+from regdeploy.deploy.render import Rendered, render
 from regdeploy.errors import HostError, InputError, RegdeployError
 from regdeploy.inventory import Inventory, load_inventory
-from regdeploy.materials import HostMaterials, MaterialsBuilder
-from regdeploy.plan import Plan
-from regdeploy.render import Rendered, render
-from regdeploy.secrets import Masker, SecretResolver
-from regdeploy.spec import RegistrySpec, parse_spec
-from regdeploy.state import StateStore
-from regdeploy.users import state_user_names, with_state_users
+from regdeploy.materials.host import HostMaterials, MaterialsBuilder
+from regdeploy.materials.secrets import Masker, SecretResolver
+from regdeploy.materials.state import StateStore
+from regdeploy.ops.users import state_user_names, with_state_users
+from regdeploy.spec.registry import RegistrySpec, parse_spec
 
 Progress = Callable[[str, str], None]  # (host, message)
 _WARNED: set[str] = set()
@@ -123,10 +123,10 @@ def wanted_definition(job: HostJob, image_id: str | None) -> Definition:
 def up_host(
     job: HostJob, check: bool, with_diff: bool, adopt: bool, progress: Progress, masker: Masker
 ) -> Plan:
-    from regdeploy.apply import apply_plan
-    from regdeploy.facts import gather, preflight
-    from regdeploy.plan import make_plan
-    from regdeploy.ship import image_provider
+    from regdeploy.deploy.apply import apply_plan
+    from regdeploy.deploy.facts import gather, preflight
+    from regdeploy.deploy.plan import make_plan
+    from regdeploy.image.ship import image_provider
     from regdeploy.transport import open_transport
 
     def say(message: str) -> None:

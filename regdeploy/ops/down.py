@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from regdeploy.container import OLD_SUFFIX
+from regdeploy.deploy.definition import OLD_SUFFIX
+from regdeploy.deploy.facts import inspect_container
 from regdeploy.errors import HostError, RegdeployError
-from regdeploy.facts import inspect_container
-from regdeploy.spec import RegistrySpec
+from regdeploy.spec.registry import RegistrySpec
 from regdeploy.transport import open_transport
 
 

@@ -1,0 +1,1 @@
+"""Deploying one host: units, render, facts, plan, diffs, apply, health."""

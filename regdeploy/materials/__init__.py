@@ -1,0 +1,1 @@
+"""Secrets, the state store, htpasswd, and each host's resolved materials."""

@@ -1,0 +1,1 @@
+"""One module per command's use case; cli/ parses and prints, ops/ does."""

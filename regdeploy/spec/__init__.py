@@ -1,0 +1,1 @@
+"""The typed, validated form of a host's inventory settings."""
