@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from regdeploy.certs.material import TlsMaterial
 from regdeploy.errors import HostError
 from regdeploy.fileio import atomic_write
-from regdeploy.materials.host import TlsMaterial
 
 
 def write_file(path: Path, data: bytes, mode: int) -> None:

@@ -12,9 +12,9 @@ from datetime import datetime
 
 from regdeploy import pki
 from regdeploy.certs.chain import anchor, served_chain
+from regdeploy.certs.material import TlsMaterial
 from regdeploy.certs.store import CA_CERT, CA_KEY, HostKeys, record_reason, recorded_reason
 from regdeploy.errors import SpecError
-from regdeploy.materials.host import TlsMaterial
 from regdeploy.materials.secrets import SecretResolver
 from regdeploy.materials.state import StateStore
 from regdeploy.pki._base import utc_now

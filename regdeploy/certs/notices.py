@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from regdeploy.materials.host import TlsMaterial
+from regdeploy.certs.material import TlsMaterial
 from regdeploy.spec.registry import RegistrySpec
 
 

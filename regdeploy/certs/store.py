@@ -10,9 +10,11 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from regdeploy.materials.host import CA_CERT_KEY as CA_CERT
-from regdeploy.materials.host import CA_KEY_KEY as CA_KEY
 from regdeploy.materials.state import StateStore
+
+# The inventory's own CA (selfsigned mode), one for all hosts; read by issue and lookup.
+CA_KEY = "ca/ca.key"
+CA_CERT = "ca/ca.crt"
 
 __all__ = ["CA_CERT", "CA_KEY", "HostKeys", "fingerprint", "record_reason", "recorded_reason"]
 

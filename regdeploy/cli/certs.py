@@ -15,9 +15,9 @@ from regdeploy.cli.common import connect_options, connect_vars, emit_json, host_
 from regdeploy.errors import EXIT_FAILED, EXIT_OK, InputError, RegdeployError
 
 if TYPE_CHECKING:
+    from regdeploy.certs.material import TlsMaterial
     from regdeploy.certs.trust import TrustItem
     from regdeploy.inventory import Inventory
-    from regdeploy.materials.host import TlsMaterial
     from regdeploy.materials.secrets import Masker, SecretResolver
     from regdeploy.materials.state import StateStore
     from regdeploy.spec.registry import RegistrySpec

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from regdeploy.certs.material import TlsMaterial
 from regdeploy.errors import SpecError
 from regdeploy.materials.htpasswd import HashCache, PasswordError
 from regdeploy.materials.secrets import SecretResolver
@@ -20,21 +21,6 @@ from regdeploy.spec.registry import EndpointSpec, RegistrySpec
 
 HASH_CACHE_KEY = "htpasswd/hashes.json"
 HASH_KEY_KEY = "htpasswd/fingerprint.key"
-CA_KEY_KEY = "ca/ca.key"
-CA_CERT_KEY = "ca/ca.crt"
-
-
-@dataclass(frozen=True)
-class TlsMaterial:
-    ca_cert: bytes  # the CA clients trust (certs.d's ca.crt, the health probe's anchor)
-    server_chain: bytes  # leaf first, then intermediates
-    server_key: bytes
-    # Why the current server certificate was issued ("certificate expires in 3 days", "SANs miss
-    # x", "CA changed"), in this run or the one that issued it; None for user-supplied material.
-    # The plan shows it when the host's certificate differs from this one.
-    reason: str | None
-    issued: bool = False  # issued (or re-issued) in this run
-    warnings: tuple[str, ...] = ()  # e.g. the CA expires soon; shown, never fatal
 
 
 @dataclass(frozen=True)
