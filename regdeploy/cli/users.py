@@ -214,8 +214,9 @@ def add_user(name: str, inventory: Path | None, limit: str | None, forks: int, a
     """
     from regdeploy.materials.secrets import generate_password
     from regdeploy.materials.state import StateStore
+    from regdeploy.materials.users import password_key, save_state_user_names, state_user_names
     from regdeploy.ops.run import load_specs, prepare
-    from regdeploy.ops.users import check_name, password_key, save_state_user_names, state_user_names
+    from regdeploy.ops.users import check_name
 
     check_name(name)
     supplied = _read_password(password_stdin, password_file)
@@ -251,8 +252,8 @@ def remove_user(name: str, inventory: Path | None, limit: str | None, forks: int
     Users defined in the inventory are removed (or `disabled: true`) there.
     """
     from regdeploy.materials.state import StateStore
+    from regdeploy.materials.users import password_key, save_state_user_names, state_user_names
     from regdeploy.ops.run import load_specs, prepare
-    from regdeploy.ops.users import password_key, save_state_user_names, state_user_names
 
     connect = connect_vars(connect_timeout, accept_new_host_keys)
     inv, specs = load_specs(inventory, limit, connect)

@@ -19,7 +19,7 @@ from regdeploy.inventory import Inventory, load_inventory
 from regdeploy.materials.host import HostMaterials, MaterialsBuilder
 from regdeploy.materials.secrets import Masker, SecretResolver
 from regdeploy.materials.state import StateStore
-from regdeploy.ops.users import state_user_names, with_state_users
+from regdeploy.materials.users import state_user_names, with_state_users
 from regdeploy.spec.registry import RegistrySpec, parse_spec
 
 Progress = Callable[[str, str], None]  # (host, message)

@@ -1,56 +1,22 @@
 """Registry users beyond the inventory's, password rotation, and pushing htpasswd alone.
 
 Users normally live in the inventory (``registry.auth.users``). ``users add`` keeps extra users in the
-state directory (``users.json``, names only; passwords under ``secrets/users/NAME``, 0600), and every
-command that renders htpasswd merges them in. The registry re-reads htpasswd when its mtime changes,
-so pushing it is the whole change: no restart, no dropped request.
+state directory (``materials/users.py``), and every command that renders htpasswd merges them in. The
+registry re-reads htpasswd when its mtime changes, so pushing it is the whole change: no restart, no
+dropped request.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from regdeploy.deploy.plan import Plan
 from regdeploy.errors import HostError, InputError, RegdeployError
 from regdeploy.materials.htpasswd import MAX_PASSWORD_BYTES
-from regdeploy.materials.secrets import Masker, SecretRef
-from regdeploy.materials.state import StateStore
-from regdeploy.spec.registry import USER_NAME_RE, RegistrySpec, UserSpec
-
-USERS_KEY = "users.json"
-
-
-def state_user_names(state: StateStore) -> list[str]:
-    raw = state.read(USERS_KEY)
-    if not raw:
-        return []
-    try:
-        names = json.loads(raw)
-    except ValueError:
-        raise InputError(f"{state.root / USERS_KEY}: not valid JSON") from None
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise InputError(f"{state.root / USERS_KEY}: expected a list of user names")
-    return names
-
-
-def save_state_user_names(state: StateStore, names: Sequence[str]) -> None:
-    state.write(USERS_KEY, (json.dumps(sorted(set(names)), indent=1) + "\n").encode())
-
-
-def password_key(name: str) -> str:
-    return f"users/{name}"
-
-
-def with_state_users(spec: RegistrySpec, names: Sequence[str]) -> RegistrySpec:
-    """The spec with the state directory's users appended (the inventory's own take precedence)."""
-    known = {u.name for u in spec.auth.users}
-    extra = tuple(UserSpec(n, SecretRef("generated", password_key(n))) for n in names if n not in known)
-    if not extra:
-        return spec
-    return dataclasses.replace(spec, auth=dataclasses.replace(spec.auth, users=spec.auth.users + extra))
+from regdeploy.materials.secrets import Masker
+from regdeploy.ops.run import HostJob, wanted_definition
+from regdeploy.spec.registry import USER_NAME_RE
 
 
 def check_name(name: str) -> None:
@@ -72,15 +38,13 @@ def check_password(password: str, source: str) -> str:
     return password
 
 
-def push_htpasswd(job: object, masker: Masker, progress: Callable[[str, str], None]) -> Plan:
+def push_htpasswd(job: HostJob, masker: Masker, progress: Callable[[str, str], None]) -> Plan:
     """Bring one host's htpasswd to the rendered one, and nothing else: no other file, no container."""
     from regdeploy.deploy.apply import apply_plan
     from regdeploy.deploy.facts import gather
     from regdeploy.deploy.plan import make_plan
-    from regdeploy.ops.run import HostJob, wanted_definition
     from regdeploy.transport import open_transport
 
-    assert isinstance(job, HostJob)
     path = f"{job.spec.config_dir}/auth/htpasswd"
     transport = open_transport(job.name, job.vars)
     try:
