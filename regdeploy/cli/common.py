@@ -100,15 +100,10 @@ def connect_options(func: F) -> F:
 
 
 def connect_vars(connect_timeout: float | None, accept_new_host_keys: bool) -> dict[str, Any]:
-    """The command line's connection settings as host variables, for ``run.prepare(connect=...)``."""
-    from regdeploy.transport.factory import VAR_ACCEPT_NEW, VAR_CLI_TIMEOUT
+    """The options of :func:`connect_options` as host variables, for ``run.prepare(connect=...)``."""
+    from regdeploy.ops.connect import connect_vars as host_vars
 
-    out: dict[str, Any] = {}
-    if connect_timeout is not None:
-        out[VAR_CLI_TIMEOUT] = connect_timeout
-    if accept_new_host_keys:
-        out[VAR_ACCEPT_NEW] = True
-    return out
+    return host_vars(connect_timeout, accept_new_host_keys)
 
 
 def emit_json(obj: Any) -> None:

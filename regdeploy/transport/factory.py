@@ -7,13 +7,10 @@ from typing import Any
 
 from regdeploy.errors import InputError
 from regdeploy.transport.base import Transport
+from regdeploy.transport.hostvars import CONNECTION_VARS
 from regdeploy.transport.local import LocalTransport
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
-# Set by the CLI (`--accept-new-host-keys`, `--timeout`) into each host's variables; the timeout
-# ranks below the inventory's own `ansible_ssh_timeout`, as Ansible ranks command line and variables.
-VAR_ACCEPT_NEW = "regdeploy_accept_new_host_keys"
-VAR_CLI_TIMEOUT = "regdeploy_connect_timeout"
 
 
 def connection_kind(host: str, host_vars: Mapping[str, Any]) -> str:
@@ -42,17 +39,6 @@ def open_transport(
     from regdeploy.transport.ssh import SSHTransport
 
     return SSHTransport(resolve_target(host, host_vars), notify)
-
-
-# The host variables regdeploy's transports read (Ansible's names, and regdeploy's own).
-CONNECTION_VARS = (
-    "ansible_connection", "ansible_host", "ansible_ssh_host", "ansible_port", "ansible_ssh_port",
-    "ansible_user", "ansible_ssh_user", "ansible_ssh_private_key_file", "ansible_private_key_file",
-    "ansible_ssh_known_hosts_file", "ansible_ssh_timeout", "ansible_timeout", "ansible_become",
-    "ansible_become_user", "ansible_become_method", "regdeploy_docker_host", "regdeploy_ssh_config",
-    "regdeploy_known_hosts", "regdeploy_connect_timeout", "regdeploy_accept_new_host_keys",
-    "ansible_ssh_common_args", "ansible_ssh_extra_args",
-)  # fmt: skip
 
 
 def check_connection(host: str, host_vars: Mapping[str, Any]) -> None:

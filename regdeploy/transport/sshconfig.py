@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 from regdeploy.errors import InputError, TransportError
-from regdeploy.transport.factory import VAR_ACCEPT_NEW, VAR_CLI_TIMEOUT
+from regdeploy.transport.hostvars import VAR_ACCEPT_NEW, VAR_CLI_TIMEOUT
 
 if TYPE_CHECKING:
     import paramiko

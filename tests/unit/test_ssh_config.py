@@ -9,7 +9,8 @@ import paramiko
 import pytest
 
 from regdeploy.errors import InputError, TransportError
-from regdeploy.transport.factory import VAR_ACCEPT_NEW, VAR_CLI_TIMEOUT, check_connection, connection_kind
+from regdeploy.transport.factory import check_connection, connection_kind
+from regdeploy.transport.hostvars import VAR_ACCEPT_NEW, VAR_CLI_TIMEOUT
 from regdeploy.transport.sshconfig import DEFAULT_TIMEOUT, parse_jump, resolve_target
 
 CONFIG = """
