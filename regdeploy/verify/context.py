@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from regdeploy.verify.registry_api import RegistryClient
 
@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 
     from regdeploy.ops.run import HostJob
     from regdeploy.transport import Transport
-    from regdeploy.verify.notifications import Metrics
 
 SMOKE_REPOSITORY = "regdeploy-smoke"
 # Requests to a local registry answer in well under a second; a stuck one must not stall the run.
 REQUEST_TIMEOUT = 10.0
+S = TypeVar("S")
 
 
 def client_name(name: str, host_vars: Mapping[str, Any]) -> str:
@@ -93,8 +93,6 @@ class VerifyContext:
     pushed: list[Pushed] = field(default_factory=list)
     # Image references on the control machine's engine that cleanup removes.
     local_images: list[str] = field(default_factory=list)
-    # Read before the pushes for the notifications check: per-endpoint counters, or why not.
-    notifications_before: dict[str, Metrics] | Exception | None = None
     # The engine check's groundwork (SDK loaded, smoke image built), started with the first checks.
     engine_ready: Future[Any] | None = None
     # One event per push check running in this run, set once its push is done (or failed): the
@@ -104,6 +102,16 @@ class VerifyContext:
     waited: dict[str, float] = field(default_factory=dict)
     _engine: docker.DockerClient | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # What a check keeps between its steps (the notifications check reads counters before the pushes),
+    # one instance per state type; each check defines its own type, so the context knows none of them.
+    _check_state: dict[type[Any], Any] = field(default_factory=dict)
+
+    def state(self, kind: type[S]) -> S:
+        """This host's instance of a check's state type *kind*, made with ``kind()`` on first use."""
+        with self._lock:
+            if kind not in self._check_state:
+                self._check_state[kind] = kind()
+            return cast(S, self._check_state[kind])
 
     def push_finished(self, name: str) -> None:
         if name in self.pushes:

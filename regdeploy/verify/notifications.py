@@ -57,6 +57,13 @@ def parse_debug_vars(data: Any) -> dict[str, Metrics]:
     return out
 
 
+@dataclass
+class Before:
+    """This check's state in a run: the counters read before the pushes, or why they could not be."""
+
+    counters: dict[str, Metrics] | Exception | None = None
+
+
 @dataclass(frozen=True)
 class Verdict:
     done: bool  # nothing more will change by waiting
@@ -133,19 +140,20 @@ def read_metrics(address: str, port: int, timeout: float = 3.0) -> dict[str, Met
 
 def before_pushes(ctx: VerifyContext) -> None:
     """Read the counters before anything is pushed; a problem is kept and reported by the check."""
+    state = ctx.state(Before)
     try:
         address, port = _debug_address(ctx)
-        ctx.notifications_before = read_metrics(address, port)
+        state.counters = read_metrics(address, port)
     except (NotApplicable, CheckFailed) as exc:
-        ctx.notifications_before = exc
+        state.counters = exc
     except NETWORK_ERRORS as exc:
-        ctx.notifications_before = CheckFailed(
+        state.counters = CheckFailed(
             f"cannot read delivery counters on debug port {ctx.job.spec.debug_port}: {describe_error(exc)}"
         )
 
 
 def check_notifications(ctx: VerifyContext) -> str:
-    before = ctx.notifications_before
+    before = ctx.state(Before).counters
     if isinstance(before, Exception):
         raise before
     if before is None:
