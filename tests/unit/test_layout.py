@@ -46,7 +46,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == 1:
-                return stack[stack.index(dep):] + [dep]
+                return [*stack[stack.index(dep):], dep]
             if dep not in state:
                 found = visit(dep)
                 if found:
