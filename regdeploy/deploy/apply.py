@@ -1,33 +1,40 @@
-"""Carry out a host's plan: image, directories, files (atomically), then the container.
+"""Carry out a host's plan: images, the network, directories, files (atomically), then each unit's
+container in dependency order, then what is no longer wanted.
 
 Order matters for "no partial change": the only step that can fail for outside reasons before
-anything is written (pulling the image) goes first. When the new container does not become
-healthy, the files it was given are put back and the previous container returns.
+anything is written (getting the images) goes first. A replaced container is kept aside until
+every unit of the host serves; when one does not, the new containers go, the previous files are
+put back, and the previous containers return, in dependency order.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
-from regdeploy.deploy.definition import OLD_SUFFIX, Definition, create_kwargs
+from regdeploy.deploy.definition import LABEL_MANAGED, LABEL_REGISTRY, OLD_SUFFIX, create_body, labels
 from regdeploy.deploy.health import wait_ready
-from regdeploy.deploy.plan import Plan
+from regdeploy.deploy.plan import Change, Plan, Wanted
 from regdeploy.deploy.render import Rendered
-from regdeploy.errors import ApplyError, HostError, RegdeployError
+from regdeploy.deploy.units import Unit
+from regdeploy.errors import ApplyError, RegdeployError
 from regdeploy.spec.registry import RegistrySpec
 from regdeploy.transport.base import Transport
+from regdeploy.transport.engine_api import Engine
 
 Progress = Callable[[str], None]
+ObtainImage = Callable[[str], str]  # image ref -> its id on the host, getting it there first
 
 
 @dataclass
 class _Undo:
-    """What to put back if the new container fails: old file contents (None = did not exist)."""
+    """What to put back if a unit fails: old file contents (None = did not exist), and the units
+    replaced so far, as (unit, old container id aside or None, whether it was running)."""
 
-    files: dict[str, tuple[bytes | None, int]]
+    files: dict[str, tuple[bytes | None, int, tuple[int, int] | None]] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)  # new container ids, in order
+    aside: list[tuple[Unit, str, bool]] = field(default_factory=list)
 
 
 def apply_plan(
@@ -35,185 +42,182 @@ def apply_plan(
     spec: RegistrySpec,
     rendered: Rendered,
     plan: Plan,
-    wanted: Definition,
+    wanted: Wanted,
     ca_pem: bytes | None,
     progress: Progress,
     mask: Callable[[str], str],
-    obtain_image: Callable[[str], str] | None = None,
+    obtain_image: ObtainImage,
 ) -> None:
-    """*obtain_image*: how the host gets a missing image (ref -> image id); default: pull it."""
     if not plan.changed:
         return
-    client = transport.docker()
+    engine = transport.engine()
     for change in plan.of_kind("image"):
-        if obtain_image is not None:
-            wanted["image_id"] = obtain_image(change.target)
-            continue
-        from regdeploy.image.build import ensure_image
-
-        progress(f"pulling {change.target}")
-        wanted["image_id"] = ensure_image(client, change.target, progress=progress)
-
-    undo = _Undo(files={})
+        image_id = obtain_image(change.target)
+        for definition in wanted.definitions.values():
+            if definition["image"] == change.target:
+                definition["image_id"] = image_id
+    for change in plan.of_kind("network"):
+        progress(f"creating network {change.target}")
+        engine.create_network(change.target, {LABEL_MANAGED: "true", LABEL_REGISTRY: spec.name})
+    dirs = {d.path: d for d in rendered.dirs}
     for change in plan.of_kind("dir"):
-        mode = next(d.mode for d in rendered.dirs if d.path == change.target)
+        d = dirs[change.target]
         if change.action == "create":
-            transport.makedirs(change.target, mode)
-        else:
-            transport.chmod(change.target, mode)
+            transport.makedirs(d.path, d.mode)
+            if d.owner is not None:
+                transport.chown(d.path, *d.owner)
+        elif change.action == "chmod":
+            transport.chmod(d.path, d.mode)
+        elif change.action == "chown" and d.owner is not None:
+            recursive = d.path == spec.data_dir  # an older version's root-owned data, kept as it is
+            if recursive:
+                progress(f"handing {d.path} to uid:gid {d.owner[0]}:{d.owner[1]} (the registry's user)")
+            transport.chown(d.path, *d.owner, recursive=recursive)
+    undo = _Undo()
     by_path = {f.path: f for f in rendered.files}
     for change in plan.of_kind("file"):
         f = by_path[change.target]
         if change.action == "chmod":
             transport.chmod(f.path, f.mode)
             continue
-        undo.files[f.path] = (transport.read_file(f.path), f.mode)
-        transport.put_file(f.path, f.data, f.mode)
-
-    restored: list[str] = []
-
-    def restore() -> None:
-        restored.append(_restore_files(transport, undo))
-
+        if change.action == "chown":
+            assert f.owner is not None
+            transport.chown(f.path, *f.owner)
+            continue
+        undo.files[f.path] = (transport.read_file(f.path), f.mode, f.owner)
+        transport.put_file(f.path, f.data, f.mode, f.owner)
+    steps = _Steps(engine, transport, spec, wanted, ca_pem, mask, undo, progress)
     try:
-        _apply_container(client, transport, spec, plan, wanted, ca_pem, progress, mask, restore)
+        for change in plan.of_kind("container"):
+            steps.run(change)
     except RegdeployError as exc:
-        raise ApplyError(f"{spec.host}: {exc}{''.join(restored)}") from None
+        raise ApplyError(f"{spec.host}: {exc}{steps.roll_back()}") from None
+    steps.commit()
 
 
-@dataclass(frozen=True)
-class _Container:
-    """What every container step needs: the engine, how the new container is made, how to tell it
-    serves, and how to put the previous files back."""
+@dataclass
+class _Steps:
+    """The container steps of one apply, and how to undo them all."""
 
-    client: Any
+    engine: Engine
     transport: Transport
     spec: RegistrySpec
-    wanted: Definition
+    wanted: Wanted
     ca_pem: bytes | None
     mask: Callable[[str], str]
-    restore: Callable[[], None]
+    undo: _Undo
+    progress: Progress
 
-    def create(self) -> Any:
-        return self.client.containers.create(**create_kwargs(self.spec, self.wanted, self.spec.name))
-
-    def wait_ready(self, container: Any) -> None:
-        s = self.spec
-        acme = s.tls.mode == "letsencrypt"
-        wait_ready(container, self.transport.address, s.port, self.ca_pem, s.health_timeout, self.mask, acme)
-
-
-def _apply_container(
-    client: Any,
-    transport: Transport,
-    spec: RegistrySpec,
-    plan: Plan,
-    wanted: Definition,
-    ca_pem: bytes | None,
-    progress: Progress,
-    mask: Callable[[str], str],
-    restore: Callable[[], None],
-) -> None:
-    import docker.errors
-
-    c = _Container(client, transport, spec, wanted, ca_pem, mask, restore)
-    for change in plan.of_kind("container"):
+    def run(self, change: Change) -> None:
+        unit = self.wanted.unit(change.target)
+        if change.action == "remove" or unit is None:
+            self.engine.remove_container(change.target, force=True)
+            return
         try:
             if change.action == "create":
-                progress(f"starting container {spec.name}")
-                _start_new(c)
+                self.progress(f"starting container {unit.name}")
+                self._create_and_start(unit)
             elif change.action in ("recreate", "adopt"):
-                progress(f"replacing container {spec.name} ({change.reason})")
-                _replace(c)
+                self.progress(f"replacing container {unit.name} ({change.reason})")
+                self._replace(unit)
             elif change.action == "start":
-                progress(f"starting container {spec.name}")
-                container = client.containers.get(spec.name)
-                container.start()
-                c.wait_ready(container)
+                self.progress(f"starting container {unit.name}")
+                self.engine.start_container(unit.name)
+                self._wait(unit, unit.name)
             elif change.action == "restart":
-                progress(f"restarting container {spec.name} ({change.reason})")
-                _restart(c, client.containers.get(spec.name))
-            elif change.action == "remove":
-                client.containers.get(change.target).remove(force=True)
-        except docker.errors.APIError as exc:
-            raise HostError(
-                f"container {change.target}: {change.action} failed: {exc.explanation or exc}"
-            ) from None
+                self.progress(f"restarting container {unit.name} ({change.reason})")
+                self._restart(unit)
+        except RegdeployError as exc:
+            raise ApplyError(f"container {unit.name}: {change.action} failed: {exc}") from None
 
+    def _wait(self, unit: Unit, container: str) -> None:
+        s = self.spec
+        acme = s.tls.mode == "letsencrypt"
+        ca = self.ca_pem if unit.probe.kind == "http" else None
+        wait_ready(self.engine, container, unit.probe, self.transport.address, ca, s.health_timeout,
+                   self.mask, acme, unit.name)  # fmt: skip
 
-def _start_new(c: _Container) -> None:
-    container = c.create()
-    try:
-        container.start()
-        c.wait_ready(container)
-    except BaseException:
-        container.remove(force=True)
-        c.restore()
-        raise
+    def _create(self, unit: Unit) -> str:
+        definition = self.wanted.definitions[unit.name]
+        body = create_body(unit, definition, labels(self.spec.host, self.spec.name, unit, definition))
+        new = self.engine.create_container(unit.name, body)
+        self.undo.created.append(new)
+        return new
 
+    def _create_and_start(self, unit: Unit) -> None:
+        new = self._create(unit)
+        self.engine.start_container(new)
+        self._wait(unit, new)
 
-def _replace(c: _Container) -> None:
-    """Keep the old container aside until the new one serves; bring it back if it does not."""
-    import docker.errors
-
-    name = c.spec.name
-    old = c.client.containers.get(name)
-    was_running = old.status in ("running", "restarting")
-    aside = name + OLD_SUFFIX
-    with contextlib.suppress(docker.errors.NotFound):
-        c.client.containers.get(aside).remove(force=True)
-    old.rename(aside)
-    try:
-        new = c.create()
-    except BaseException:
-        old.rename(name)
-        raise
-    try:
+    def _replace(self, unit: Unit) -> None:
+        """Keep the old container aside until every unit serves; the caller brings it back if not."""
+        old = self.engine.inspect_container(unit.name)
+        assert old is not None
+        old_id = str(old["Id"])
+        was_running = old.get("State", {}).get("Status") in ("running", "restarting")
+        self.engine.remove_container(unit.name + OLD_SUFFIX, force=True)
+        self.engine.rename_container(old_id, unit.name + OLD_SUFFIX)
+        try:
+            new = self._create(unit)
+        except BaseException:
+            self.engine.rename_container(old_id, unit.name)
+            raise
+        self.undo.aside.append((unit, old_id, was_running))
         # Stop only now: the gap is stop + start + first answer, not image or create time.
-        old.stop(timeout=10)
-        new.start()
-        c.wait_ready(new)
-    except BaseException:
-        new.remove(force=True)
-        c.restore()  # before the old container starts again: it reads its files at start
-        old.rename(name)
-        if was_running:
-            old.start()
-            # The caller reports the failure; the registry that served before should serve again
-            # when it does. If even the old one cannot start, that is the error worth showing.
-            c.wait_ready(old)
-        raise
-    old.remove()  # without v=True: anonymous volumes of an adopted container survive
+        self.engine.stop_container(old_id, timeout=10)
+        self.engine.start_container(new)
+        self._wait(unit, new)
 
-
-def _restart(c: _Container, container: Any) -> None:
-    """Restart the same container to read rewritten files; if it does not answer, restart it on
-    the previous files."""
-    try:
-        container.restart(timeout=10)
-        c.wait_ready(container)
-    except BaseException as exc:
-        c.restore()
+    def _restart(self, unit: Unit) -> None:
+        """Restart the same container to read rewritten files; if it does not answer, restart it on
+        the previous files."""
         try:
-            container.restart(timeout=10)
-            c.wait_ready(container)
-        except Exception as again:  # the first failure stays the headline; say the second too
-            detail = getattr(again, "explanation", None) or again
-            raise ApplyError(
-                f"{exc}; restarted on the previous files, it did not serve either: {detail}"
-            ) from None
-        raise
+            self.engine.restart_container(unit.name, timeout=10)
+            self._wait(unit, unit.name)
+        except RegdeployError as exc:
+            restored = self._restore_files()
+            self.undo.files = {}  # put back once: a later rollback must not write them again
+            try:
+                self.engine.restart_container(unit.name, timeout=10)
+                self._wait(unit, unit.name)
+            except RegdeployError as again:  # the first failure stays the headline; say the second too
+                raise ApplyError(
+                    f"{exc}; restarted on the previous files, it did not serve either: {again}"
+                ) from None
+            raise ApplyError(f"{exc}{restored}") from None
 
+    def roll_back(self) -> str:
+        """Undo every container step so far: new containers go, files return, then the previous
+        containers. Returns what to add to the error message."""
+        for new in reversed(self.undo.created):
+            with contextlib.suppress(RegdeployError):
+                self.engine.remove_container(new, force=True)
+        restored = self._restore_files()
+        problems = []
+        for unit, old_id, was_running in self.undo.aside:
+            try:
+                self.engine.rename_container(old_id, unit.name)
+                if was_running:
+                    # The caller reports the failure; what served before should serve again.
+                    self.engine.start_container(old_id)
+                    self._wait(unit, old_id)
+            except RegdeployError as exc:
+                problems.append(f"; the previous {unit.name} did not come back: {exc}")
+        return restored + "".join(problems)
 
-def _restore_files(transport: Transport, undo: _Undo) -> str:
-    failed = []
-    for path, (data, mode) in undo.files.items():
-        try:
-            if data is None:
-                continue  # new files are harmless without a container that reads them
-            transport.put_file(path, data, mode)
-        except RegdeployError:
-            failed.append(path)
-    if failed:
-        return f"; could not restore {', '.join(failed)}"
-    return "; the previous files were put back" if undo.files else ""
+    def commit(self) -> None:
+        for _unit, old_id, _ in self.undo.aside:
+            self.engine.remove_container(old_id)  # never volumes: an adopted container's data survives
+
+    def _restore_files(self) -> str:
+        failed = []
+        for path, (data, mode, owner) in self.undo.files.items():
+            try:
+                if data is None:
+                    continue  # new files are harmless without a container that reads them
+                self.transport.put_file(path, data, mode, owner)
+            except RegdeployError:
+                failed.append(path)
+        if failed:
+            return f"; could not restore {', '.join(failed)}"
+        return "; the previous files were put back" if self.undo.files else ""

@@ -1,8 +1,9 @@
-"""The registry container's definition: what it must look like, and how it differs from what runs.
+"""A unit's container definition: what it must look like, and how it differs from what runs.
 
 The definition is plain data stored in a label on the container, so a later run compares the
 wanted definition with the recorded one and names each difference (community.docker's idea: the
-diff is data, and the same data decides recreation and what the plan prints).
+diff is data, and the same data decides recreation and what the plan prints). The Engine API body
+that creates the container is built from the same data (:func:`create_body`), by a pure function.
 """
 
 from __future__ import annotations
@@ -11,69 +12,91 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from regdeploy.deploy.render import CONTAINER_CONFIG_DIR, CONTAINER_DATA_DIR
-from regdeploy.spec.registry import RegistrySpec
+from regdeploy.deploy.units import Unit
+from regdeploy.spec.run import human_size
 
 LABEL_MANAGED = "io.regdeploy.managed"
 LABEL_HOST = "io.regdeploy.host"
 LABEL_DEFINITION = "io.regdeploy.definition"
-DEBUG_CONTAINER_PORT = "5001/tcp"
+LABEL_REGISTRY = "io.regdeploy.registry"  # the registry (spec.name) a unit or network belongs to
+LABEL_ROLE = "io.regdeploy.role"
 OLD_SUFFIX = "-regdeploy-old"
+NO_NEW_PRIVILEGES = "no-new-privileges:true"
+LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
 
 Definition = dict[str, Any]
 
 
-def definition(spec: RegistrySpec, image_id: str | None, restart_digest: str) -> Definition:
-    ports = [{"container": "5000/tcp", "host_ip": spec.bind, "host_port": spec.port}]
-    if spec.debug_port is not None:
-        # The debug server lists webhook headers (tokens): never publish it beyond loopback.
-        ports.append(
-            {"container": DEBUG_CONTAINER_PORT, "host_ip": "127.0.0.1", "host_port": spec.debug_port}
-        )
-    env = {"OTEL_TRACES_EXPORTER": "none"} if spec.version >= 3 else {}
+def definition(unit: Unit, image_id: str | None, start_digest: str) -> Definition:
     return {
-        "image": spec.image,
+        "image": unit.image,
         "image_id": image_id,
-        "command": ["serve", f"{CONTAINER_CONFIG_DIR}/config.yml"],
-        "ports": ports,
-        "mounts": [
-            {"source": spec.config_dir, "target": CONTAINER_CONFIG_DIR, "read_only": True},
-            {"source": spec.data_dir, "target": CONTAINER_DATA_DIR, "read_only": False},
+        "command": list(unit.command),
+        "ports": [
+            {"container": p.container, "host_ip": p.host_ip, "host_port": p.host_port} for p in unit.ports
         ],
-        "env": env,
-        "restart": spec.restart,
-        "files": restart_digest,
+        "mounts": [{"source": m.source, "target": m.target, "read_only": m.read_only} for m in unit.mounts],
+        "env": dict(unit.env),
+        "restart": unit.restart,
+        "files": start_digest,
+        "network": unit.network,
+        "aliases": list(unit.aliases),
+        "run": {
+            "user": unit.run.user,
+            "read_only": unit.run.read_only,
+            "cap_add": list(unit.run.cap_add),
+            "memory": unit.run.memory,
+            "pids": unit.run.pids,
+            "tmpfs": dict(unit.tmpfs),
+        },
     }
 
 
-def labels(spec: RegistrySpec, wanted: Definition) -> dict[str, str]:
+def labels(host: str, registry: str, unit: Unit, wanted: Definition) -> dict[str, str]:
     return {
         LABEL_MANAGED: "true",
-        LABEL_HOST: spec.host,
+        LABEL_HOST: host,
+        LABEL_REGISTRY: registry,
+        LABEL_ROLE: unit.role,
         LABEL_DEFINITION: json.dumps(wanted, sort_keys=True, separators=(",", ":")),
     }
 
 
-def create_kwargs(spec: RegistrySpec, wanted: Definition, name: str) -> dict[str, Any]:
-    """Arguments for docker-py's ``containers.create``."""
-    restart: dict[str, Any] = {"Name": spec.restart}
-    if spec.restart == "on-failure":
+def create_body(unit: Unit, wanted: Definition, unit_labels: Mapping[str, str]) -> dict[str, Any]:
+    """The Engine API ``ContainerCreate`` body for *unit* (pure): hardened as its run options say."""
+    restart: dict[str, Any] = {"Name": unit.restart}
+    if unit.restart == "on-failure":
         restart["MaximumRetryCount"] = 5
-    return {
-        "image": wanted["image_id"] or spec.image,
-        "command": wanted["command"],
-        "name": name,
-        "detach": True,
-        "ports": {p["container"]: (p["host_ip"], p["host_port"]) for p in wanted["ports"]},
-        "volumes": {
-            m["source"]: {"bind": m["target"], "mode": "ro" if m["read_only"] else "rw"}
-            for m in wanted["mounts"]
+    run = unit.run
+    host_config: dict[str, Any] = {
+        "Binds": [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in unit.mounts],
+        "PortBindings": {
+            p.container: [{"HostIp": p.host_ip, "HostPort": str(p.host_port)}] for p in unit.ports
         },
-        "environment": wanted["env"],
-        "restart_policy": restart,
-        "labels": labels(spec, wanted),
-        "log_config": {"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
+        "RestartPolicy": restart,
+        "LogConfig": LOG_CONFIG,
+        "ReadonlyRootfs": run.read_only,
+        "CapDrop": ["ALL"],
+        "CapAdd": list(run.cap_add) or None,
+        "SecurityOpt": [NO_NEW_PRIVILEGES],
+        "Memory": run.memory,
+        "MemorySwap": run.memory,  # no swap beyond the limit
+        "PidsLimit": run.pids,
+        "Tmpfs": dict(unit.tmpfs) or None,
+        "NetworkMode": unit.network or "default",
     }
+    body: dict[str, Any] = {
+        "Image": wanted["image_id"] or unit.image,
+        "Cmd": list(unit.command),
+        "Env": [f"{k}={v}" for k, v in sorted(unit.env.items())],
+        "User": run.user,
+        "Labels": dict(unit_labels),
+        "ExposedPorts": {p.container: {} for p in unit.ports},
+        "HostConfig": host_config,
+    }
+    if unit.network:
+        body["NetworkingConfig"] = {"EndpointsConfig": {unit.network: {"Aliases": list(unit.aliases)}}}
+    return body
 
 
 def recorded_definition(container_labels: Mapping[str, str]) -> Definition | None:
@@ -109,7 +132,25 @@ def differences(wanted: Definition, recorded: Definition | None) -> list[str]:
         reasons.append("command changed")
     if wanted.get("files") != recorded.get("files"):
         reasons.append("config.yml or TLS files changed (the registry reads them only at start)")
+    if (wanted.get("network"), wanted.get("aliases")) != (recorded.get("network"), recorded.get("aliases")):
+        before = recorded.get("network") or "the default bridge"
+        reasons.append(f"network {before} -> {wanted.get('network') or 'the default bridge'}")
+    if wanted.get("run") != recorded.get("run"):
+        reasons.append(_run_reason(recorded.get("run"), wanted.get("run")))
     return reasons
+
+
+def _run_reason(before: Any, after: Any) -> str:
+    if not isinstance(before, dict):
+        return "hardening: run as a non-root user with a read-only root, no capabilities, limits"
+    changed = []
+    for key in ("user", "read_only", "cap_add", "memory", "pids", "tmpfs"):
+        old, new = before.get(key), (after or {}).get(key)
+        if old != new:
+            if key == "memory" and isinstance(old, int) and isinstance(new, int):
+                old, new = human_size(old), human_size(new)
+            changed.append(f"{key} {old} -> {new}")
+    return "run options: " + ", ".join(changed)
 
 
 def _short(image_id: Any) -> str:
@@ -120,7 +161,9 @@ def _short(image_id: Any) -> str:
 def _ports(ports: Any) -> str:
     if not isinstance(ports, list):
         return "?"
-    return ",".join(f"{p.get('host_ip')}:{p.get('host_port')}" for p in ports if isinstance(p, dict))
+    return (
+        ",".join(f"{p.get('host_ip')}:{p.get('host_port')}" for p in ports if isinstance(p, dict)) or "none"
+    )
 
 
 def _mounts(mounts: Any) -> str:

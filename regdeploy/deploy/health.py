@@ -1,4 +1,4 @@
-"""Wait for a freshly started registry to serve, and recognise the ways it fails to."""
+"""Wait for a freshly started unit to serve, and recognise the ways it fails to."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import http.client
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any
 
-from regdeploy.errors import ApplyError
+from regdeploy.deploy.units import Probe
+from regdeploy.errors import ApplyError, RegdeployError
+from regdeploy.transport.engine_api import Engine
 
 # The registry invents a user 'docker' with a random password, and logs that password, when its
 # htpasswd file is missing at start. regdeploy always writes the file, so this line is a failure.
@@ -19,7 +20,7 @@ HTPASSWD_MISSING = ("htpasswd is missing", "provisioning with default user")
 _TLS_LISTENER = b"HTTP request to an HTTPS server"
 
 
-def probe(
+def http_probe(
     address: str, port: int, ca_pem: bytes | None, timeout: float = 2.0, acme: bool = False
 ) -> int:
     """Status of ``GET /`` (200 without auth on a healthy registry); raises OSError when not serving.
@@ -47,54 +48,73 @@ def probe(
 
 
 def wait_ready(
-    container: Any,
+    engine: Engine,
+    container: str,
+    probe: Probe,
     address: str,
-    port: int,
     ca_pem: bytes | None,
     timeout: float,
     mask: Callable[[str], str],
     acme: bool = False,
+    name: str = "",
 ) -> None:
+    """Wait until the unit *name* (container id or name *container*) serves as *probe* says; ApplyError with its log when it
+    exits, crash-loops or does not serve in time."""
     deadline = time.monotonic() + timeout
     last_error = "no answer yet"
     delay = 0.05
+    name = name or container
+    what = "the registry" if probe.kind == "http" else name
     while True:
-        container.reload()
-        state = container.attrs.get("State", {})
+        info = engine.inspect_container(container) or {}
+        state = info.get("State", {})
         status = state.get("Status")
-        # A crashing registry under a restart policy shows "restarting", or "running" again with a
+        # A crashing unit under a restart policy shows "restarting", or "running" again with a
         # restart count: either way it will not come up by waiting.
-        if status in ("exited", "dead") or container.attrs.get("RestartCount", 0) > 0:
+        if status in ("exited", "dead") or info.get("RestartCount", 0) > 0 or not info:
             code = state.get("ExitCode")
-            raise ApplyError(f"the registry container exited (code {code}){log_tail(container, mask)}")
-        if status == "running":
-            try:
-                code = probe(address, port, ca_pem, acme=acme)
-                if code == 200:
-                    break
-                last_error = f"GET / answered {code}"
-            except (OSError, ssl.SSLError) as exc:
-                last_error = str(exc) or type(exc).__name__
-        if time.monotonic() > deadline:
             raise ApplyError(
-                f"the registry did not answer on {address}:{port} within {timeout:g}s ({last_error})"
-                f"{log_tail(container, mask)}"
+                f"{what} container exited (code {code}){log_tail(engine, container, mask, name)}"
+            )
+        if status == "running":
+            if probe.kind == "log":
+                logs = engine.container_logs(container, tail=50).decode(errors="replace")
+                if probe.marker in logs:
+                    break
+                last_error = f"its log does not show {probe.marker!r} yet"
+            else:
+                try:
+                    code = http_probe(address, probe.port, ca_pem, acme=acme)
+                    if code == 200:
+                        break
+                    last_error = f"GET / answered {code}"
+                except (OSError, ssl.SSLError) as exc:
+                    last_error = str(exc) or type(exc).__name__
+        if time.monotonic() > deadline:
+            where = f"on {address}:{probe.port}" if probe.kind == "http" else "to start"
+            raise ApplyError(
+                f"{what} did not answer {where} within {timeout:g}s ({last_error})"
+                f"{log_tail(engine, container, mask, name)}"
             )
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
-    logs = container.logs(tail=200).decode(errors="replace")
+    if probe.kind != "http":
+        return
+    logs = engine.container_logs(container, tail=200).decode(errors="replace")
     if any(marker in logs for marker in HTPASSWD_MISSING):
         raise ApplyError(
-            f"the registry found no htpasswd file and made its own user{log_tail(container, mask)}"
+            f"the registry found no htpasswd file and made its own user{log_tail(engine, container, mask, name)}"
         )
 
 
-def log_tail(container: Any, mask: Callable[[str], str], lines: int = 8) -> str:
-    """The registry's own complaint (panic/fatal/error lines) or else its last log lines, secrets
-    masked (the registry logs webhook headers at start)."""
+def log_tail(
+    engine: Engine, container: str, mask: Callable[[str], str], name: str = "", lines: int = 8
+) -> str:
+    """The unit's own complaint (panic/fatal/error lines) or else its last log lines, secrets
+    masked."""
     try:
-        text = container.logs(tail=300).decode(errors="replace").strip()
-    except Exception:
+        text = engine.container_logs(container, tail=300).decode(errors="replace").strip()
+    except RegdeployError:
         return ""
     all_lines = text.splitlines()
     # A Go panic is followed by a long stack trace: its first line is what the user needs.
@@ -103,4 +123,4 @@ def log_tail(container: Any, mask: Callable[[str], str], lines: int = 8) -> str:
     chosen = (wanted or all_lines)[-lines:]
     if not chosen:
         return ""
-    return "\n  registry log:\n    " + "\n    ".join(mask(line)[:300] for line in chosen)
+    return f"\n  {name or container} log:\n    " + "\n    ".join(mask(line)[:300] for line in chosen)

@@ -191,9 +191,40 @@ def provide_image(
         control.close()
 
 
+def provide_sidecar(
+    transport: Transport, ref: str, progress: Progress, control_engine: ControlEngine = _control_engine
+) -> str:
+    """regdeploy's own sidecar image on *transport*'s engine: built on the control machine from
+    its own Python and regdeploy (no pull anywhere), then shipped to a host that lacks it."""
+    from regdeploy.image.sidecar import build_sidecar
+
+    have = transport.engine().inspect_image(ref)
+    if have is not None:
+        return str(have["Id"])
+    control = control_engine()
+    try:
+        progress(f"building {ref} (regdeploy's sidecar image) on the control machine")
+        _, _image_id = build_sidecar(control, ref, progress)
+        have = transport.engine().inspect_image(ref)
+        if have is not None:  # the host's engine is the control machine's
+            return str(have["Id"])
+        return ship_image(control, transport.docker(), ref, progress, transport.free_space).image_id
+    finally:
+        control.close()
+
+
 def image_provider(
-    transport: Transport, host_vars: Mapping[str, Any], progress: Progress
+    transport: Transport, host_vars: Mapping[str, Any], progress: Progress, sidecar_ref: str = ""
 ) -> Callable[[str], str]:
-    """``apply_plan``'s way to get the image onto this host: ``ref -> image id``."""
+    """``apply_plan``'s way to get an image onto this host: ``ref -> image id``. regdeploy's own
+    sidecar image (*sidecar_ref*, when regdeploy names it) is built and shipped, never pulled."""
+    from regdeploy.image.sidecar_ref import SIDECAR_REPOSITORY
+
     source = image_source(host_vars, transport.host)
-    return lambda ref: provide_image(transport, ref, source, progress)
+
+    def obtain(ref: str) -> str:
+        if ref == sidecar_ref and ref.startswith(SIDECAR_REPOSITORY + ":"):
+            return provide_sidecar(transport, ref, progress)
+        return provide_image(transport, ref, source, progress)
+
+    return obtain

@@ -15,7 +15,7 @@ from typing import Any
 from regdeploy.certs.material import TlsMaterial
 from regdeploy.errors import SpecError
 from regdeploy.materials.htpasswd import HashCache, PasswordError
-from regdeploy.materials.secrets import SecretResolver
+from regdeploy.materials.secrets import SecretRef, SecretResolver
 from regdeploy.materials.state import StateStore
 from regdeploy.spec.registry import EndpointSpec, RegistrySpec
 
@@ -44,12 +44,27 @@ class ResolvedEndpoint:
 
 
 @dataclass(frozen=True)
+class RelayMaterial:
+    """The deployed relay's secrets: the token the registry presents to it, and each target's
+    token or HMAC secret by target name. They reach the unit as 0600 files, never its environment."""
+
+    inbound_token: str
+    target_secrets: Mapping[str, str]
+
+
+# The registry's notification endpoint for the deployed relay, and the header carrying its token.
+RELAY_ENDPOINT = "regdeploy-relay"
+RELAY_TOKEN_HEADER = "X-Relay-Token"
+
+
+@dataclass(frozen=True)
 class HostMaterials:
     http_secret: str
     users: tuple[UserEntry, ...]
     passwords: Mapping[str, str]  # user -> password, for probes and verify; never printed
     endpoints: tuple[ResolvedEndpoint, ...]
     tls: TlsMaterial | None
+    relay: RelayMaterial | None = None
 
 
 def host_sans(name: str, host_vars: Mapping[str, Any], spec: RegistrySpec) -> list[str]:
@@ -109,16 +124,33 @@ class MaterialsBuilder:
                 raise SpecError(f"{who}.auth.users[{i}].password: {exc}") from None
         if self._hashes.changed:
             self._state.write(HASH_CACHE_KEY, self._hashes.to_json())
+        endpoints = [
+            self._endpoint(e, f"{who}.notifications.endpoints[{i}]")
+            for i, e in enumerate(spec.notifications.endpoints)
+        ]
+        relay = self._relay(spec, who)
+        if relay is not None:
+            endpoints.append(relay_endpoint(spec, relay))
         return HostMaterials(
             http_secret=self._resolver.resolve(spec.http_secret, f"{who}.http_secret"),
             users=tuple(users),
             passwords=passwords,
-            endpoints=tuple(
-                self._endpoint(e, f"{who}.notifications.endpoints[{i}]")
-                for i, e in enumerate(spec.notifications.endpoints)
-            ),
+            endpoints=tuple(endpoints),
             tls=self._tls(spec, host_sans(spec.host, host_vars, spec)),
+            relay=relay,
         )
+
+    def _relay(self, spec: RegistrySpec, who: str) -> RelayMaterial | None:
+        if spec.relay is None:
+            return None
+        token = self._resolver.resolve(SecretRef("generated", f"relay/{spec.host}/inbound-token"), who)
+        secrets: dict[str, str] = {}
+        for i, target in enumerate(spec.relay.settings.targets):
+            ref = target.token if target.type == "github" else target.secret
+            if ref is not None:
+                key = "token" if target.type == "github" else "secret"
+                secrets[target.name] = self._resolver.resolve(ref, f"{who}.relay.targets[{i}].{key}")
+        return RelayMaterial(token, secrets)
 
     def _endpoint(self, e: EndpointSpec, who: str) -> ResolvedEndpoint:
         headers = tuple((k, self._resolver.resolve(ref, f"{who}.headers.{k}")) for k, ref in e.headers)
@@ -132,6 +164,19 @@ class MaterialsBuilder:
         from regdeploy.certs.issue import TlsIssuer
 
         return TlsIssuer(self._state, self._resolver).material(spec, sans)
+
+
+def relay_endpoint(spec: RegistrySpec, relay: RelayMaterial) -> ResolvedEndpoint:
+    """The registry's endpoint for its deployed relay: by name on the registry's network."""
+    from regdeploy.webhooks.relay.config import DEFAULT_PORT
+
+    return ResolvedEndpoint(
+        name=RELAY_ENDPOINT,
+        url=f"http://{spec.name}-relay:{DEFAULT_PORT}/events",
+        headers=((RELAY_TOKEN_HEADER, relay.inbound_token),),
+        timeout="5s", threshold=10, backoff="1s",
+        ignoredmediatypes=(), ignore_mediatypes=(), ignore_actions=(), disabled=False,
+    )  # fmt: skip
 
 
 def _random_key() -> bytes:

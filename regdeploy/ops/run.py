@@ -11,9 +11,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from regdeploy.deploy.definition import Definition, definition
-from regdeploy.deploy.plan import Plan
+from regdeploy.deploy.plan import Plan, Wanted, wanted_for
 from regdeploy.deploy.render import Rendered, render
+from regdeploy.deploy.units import Unit, host_units, sidecar_wanted
 from regdeploy.errors import HostError, InputError, RegdeployError
 from regdeploy.inventory import Inventory, load_inventory
 from regdeploy.materials.host import HostMaterials, MaterialsBuilder
@@ -38,6 +38,25 @@ class HostJob:
         """The host's files, rendered on first use: commands that only read (verify, status) never
         pay for the Jinja templates."""
         return render(self.spec, self.materials)
+
+    @cached_property
+    def sidecar_image(self) -> str:
+        """The image of regdeploy's own units: the inventory's, or the one regdeploy builds."""
+        if self.spec.sidecar_image is not None:
+            return self.spec.sidecar_image
+        if not sidecar_wanted(self.spec):
+            return ""
+        from regdeploy.image.sidecar_ref import default_sidecar_ref
+
+        return default_sidecar_ref()
+
+    @cached_property
+    def units(self) -> tuple[Unit, ...]:
+        return tuple(host_units(self.spec, self.rendered, self.sidecar_image))
+
+    def wanted(self, images: Mapping[str, str | None]) -> Wanted:
+        """The units with their definitions, given the ids the host has for their images."""
+        return wanted_for(self.spec, self.rendered, images, self.sidecar_image)
 
 
 @dataclass
@@ -116,10 +135,6 @@ def prepare(
     return run
 
 
-def wanted_definition(job: HostJob, image_id: str | None) -> Definition:
-    return definition(job.spec, image_id, job.rendered.restart_digest)
-
-
 def up_host(
     job: HostJob, check: bool, with_diff: bool, adopt: bool, progress: Progress, masker: Masker
 ) -> Plan:
@@ -134,12 +149,12 @@ def up_host(
 
     transport = open_transport(job.name, job.vars, say)
     try:
-        facts = gather(transport, job.spec, job.rendered, want_contents=with_diff)
-        wanted = wanted_definition(job, facts.image_id)
+        facts = gather(transport, job.spec, job.rendered, job.units, want_contents=with_diff)
+        wanted = job.wanted(facts.images)
         tls_reason = job.materials.tls.reason if job.materials.tls else None
         plan = make_plan(job.spec, job.rendered, facts, wanted, with_diff, tls_reason)
         if plan.changed:
-            preflight(transport, job.spec, facts, adopt)
+            preflight(transport, job.spec, job.units, facts, adopt)
         if not check:
             ca = job.materials.tls.ca_cert if job.materials.tls else None
             apply_plan(
@@ -151,7 +166,7 @@ def up_host(
                 ca,
                 say,
                 masker.mask,
-                obtain_image=image_provider(transport, job.vars, say),
+                obtain_image=image_provider(transport, job.vars, say, job.sidecar_image),
             )
         return plan
     except RegdeployError as exc:

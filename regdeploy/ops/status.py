@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from regdeploy.deploy.facts import inspect_container
+from regdeploy.deploy.facts import ContainerFacts, inspect_container, registry_containers
+from regdeploy.deploy.units import unit_names
 from regdeploy.errors import HostError
 from regdeploy.transport import open_transport
 
@@ -19,7 +20,12 @@ def host_status(job: HostJob) -> dict[str, Any]:
     spec = job.spec
     transport = open_transport(job.name, job.vars)
     try:
-        container = inspect_container(transport.engine(), spec.name)
+        engine = transport.engine()
+        container = inspect_container(engine, spec.name)
+        units = [_unit(name, role, inspect_container(engine, name)) for name, role in unit_names(spec)]
+        known = {u["name"] for u in units}
+        units += [_unit(c.name, "no longer wanted", c) for c in registry_containers(engine, spec)
+                  if c.name not in known]  # fmt: skip
         out: dict[str, Any] = {
             "ok": True,
             "container": spec.name,
@@ -35,6 +41,8 @@ def host_status(job: HostJob) -> dict[str, Any]:
             "data_dir": spec.data_dir,
             "data_bytes": transport.dir_size(spec.data_dir),
             "repositories": None,
+            "units": units,
+            "network": spec.network if engine.inspect_network(spec.network) else None,
             "error": None,
         }
         crt = transport.read_file(f"{spec.config_dir}/certs/server.crt") if spec.tls.mode != "none" else None
@@ -49,6 +57,18 @@ def host_status(job: HostJob) -> dict[str, Any]:
         return out
     finally:
         transport.close()
+
+
+def _unit(name: str, role: str, c: ContainerFacts | None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "role": role,
+        "state": c.status if c else "absent",
+        "running": bool(c and c.running),
+        "image": (c.definition or {}).get("image") if c else None,
+        "image_id": c.image_id if c else None,
+        "ports": sorted(f"{ip}:{port}" for ip, port in c.host_ports) if c else [],
+    }
 
 
 def _repositories(job: HostJob, address: str) -> list[str] | None:
@@ -78,6 +98,12 @@ def print_status(payload: dict[str, Any]) -> None:
             click.echo(
                 f"  certificate  valid until {s['cert_not_after'][:10]} ({s['cert_days_left']} days left)"
             )
+        for u in s.get("units", []):
+            image = (u["image"] or "-") + (
+                f" ({u['image_id'].removeprefix('sha256:')[:12]})" if u["image_id"] else ""
+            )
+            click.secho(f"  unit         {u['name']:<24} {u['role']:<9} {u['state']:<8} {image}",
+                        fg=None if u["running"] else "yellow")  # fmt: skip
         size = s["data_bytes"]
         click.echo(f"  data         {s['data_dir']} ({_human(size) if size is not None else 'absent'})")
         repos = s["repositories"]

@@ -14,6 +14,8 @@ from typing import Any
 from regdeploy.inventory import unevaluated
 from regdeploy.materials.secrets import SecretRef, secret_ref
 from regdeploy.spec import validate as v
+from regdeploy.spec.run import REGISTRY_RUN, SIDECAR_RUN, RunSpec, parse_run
+from regdeploy.webhooks.relay.config import RelaySettings, parse_settings
 
 TLS_MODES = ("selfsigned", "ca", "provided", "csr", "letsencrypt", "none")
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
@@ -96,6 +98,14 @@ class NotificationsSpec:
 
 
 @dataclass(frozen=True)
+class RelaySpec:
+    """``registry.relay``: the webhook relay, deployed as the unit ``<name>-relay``."""
+
+    settings: RelaySettings
+    run: RunSpec = SIDECAR_RUN
+
+
+@dataclass(frozen=True)
 class RegistrySpec:
     host: str
     name: str = "registry"
@@ -116,6 +126,14 @@ class RegistrySpec:
     tls: TlsSpec = TlsSpec()
     auth: AuthSpec = AuthSpec(users=(UserSpec("admin", SecretRef("generated", "users/admin")),))
     notifications: NotificationsSpec = NotificationsSpec()
+    run: RunSpec = REGISTRY_RUN
+    relay: RelaySpec | None = None
+    sidecar_image: str | None = None  # None: the image `regdeploy image build --sidecar` makes
+
+    @property
+    def network(self) -> str:
+        """The private network a registry's units share (they reach each other by name)."""
+        return f"{self.name}-net"
 
     @property
     def scheme(self) -> str:
@@ -126,6 +144,7 @@ _TOP_KEYS = (
     "name", "image", "image_source", "version", "port", "bind", "config_dir", "data_dir", "restart",
     "templates_dir",
     "log_level", "storage", "debug", "health_timeout", "http_secret", "tls", "auth", "notifications",
+    "run", "relay", "sidecar_image",
 )  # fmt: skip
 
 
@@ -179,10 +198,30 @@ def parse_spec(
         tls=_tls(data.get("tls"), where.child("tls")),
         auth=_auth(data.get("auth"), where.child("auth")),
         notifications=_notifications(data.get("notifications"), where.child("notifications")),
+        run=parse_run(data.get("run"), where.child("run"), REGISTRY_RUN),
+        relay=_relay(data.get("relay"), where.child("relay")),
+        sidecar_image=(
+            None
+            if data.get("sidecar_image") is None
+            else v.string(data["sidecar_image"], where.child("sidecar_image"), IMAGE_RE,
+                          "expected an image reference")
+        ),
     )
+    if spec.relay is not None and any(e.name == "regdeploy-relay" for e in spec.notifications.endpoints):
+        where.child("notifications").child("endpoints").fail(
+            "the endpoint name 'regdeploy-relay' is the deployed relay's (registry.relay): rename yours"
+        )
     if spec.debug_port is not None and spec.debug_port == spec.port:
         where.child("debug").child("port").fail(f"must differ from registry.port ({spec.port})")
     return spec
+
+
+def _relay(raw: Any, where: v.Where) -> RelaySpec | None:
+    if raw is None:
+        return None
+    settings = parse_settings(raw, f"{where.source()}: host '{where.host}'", where.path)
+    run_raw = raw.get("run") if isinstance(raw, Mapping) else None
+    return RelaySpec(settings, parse_run(run_raw, where.child("run"), SIDECAR_RUN))
 
 
 def _version(raw: Any, image: str, where: v.Where) -> int:

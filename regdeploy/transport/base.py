@@ -17,6 +17,8 @@ class FileState:
     kind: str  # "file", "dir" or "other"
     mode: int  # permission bits only
     sha256: str | None  # files only
+    uid: int = 0
+    gid: int = 0
 
 
 class Transport(Protocol):
@@ -31,9 +33,12 @@ class Transport(Protocol):
 
     def read_file(self, path: str) -> bytes | None: ...
 
-    def put_file(self, path: str, data: bytes, mode: int) -> None:
-        """Write atomically (temp file in the same directory, then rename) with ``mode``."""
+    def put_file(self, path: str, data: bytes, mode: int, owner: tuple[int, int] | None = None) -> None:
+        """Write atomically (temp file in the same directory, then rename) with ``mode``, owned by
+        *owner* (uid, gid) when given: the file is never readable by anyone else on the way."""
         ...
+
+    def chown(self, path: str, uid: int, gid: int, recursive: bool = False) -> None: ...
 
     def makedirs(self, path: str, mode: int) -> None: ...
 
@@ -63,11 +68,12 @@ class Transport(Protocol):
         ...
 
     def engine(self) -> Engine:
-        """Read-only engine probes (inspect container/image), cheap to open: facts use these."""
+        """The host's Docker engine (the seam for every container and network call): cheap to open,
+        no docker-py import."""
         ...
 
     def docker(self) -> docker.DockerClient:
-        """The Docker SDK client for this host's engine: used when something must change."""
+        """The Docker SDK client for this host's engine: only for image streams (pull, load, save)."""
         ...
 
     def close(self) -> None: ...

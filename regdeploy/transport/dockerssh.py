@@ -129,7 +129,7 @@ ENGINE_ERRORS = (OSError, EOFError, http.client.HTTPException, paramiko.SSHExcep
 
 
 class ChannelEngine(HttpEngine):
-    """The read-only Engine probes over SSH channels (a forwarded docker.sock, or `docker system
+    """The Engine API over SSH channels (a forwarded docker.sock, or `docker system
     dial-stdio`)."""
 
     def __init__(self, host: str, opener: ChannelOpener, timeout: float) -> None:
@@ -142,9 +142,9 @@ class ChannelEngine(HttpEngine):
             raise http.client.HTTPException(f"GET /_ping answered {status}: {body[:100]!r}")
         return headers.get("api-version", "")
 
-    def _fetch(self, path: str) -> tuple[int, bytes]:
+    def _fetch(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         try:
-            return super()._fetch(path)
+            return super()._fetch(method, path, body)
         except ENGINE_ERRORS as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise TransportError(

@@ -45,9 +45,9 @@ class LocalTransport:
         except OSError as exc:
             raise TransportError(f"{self.host}: cannot read {path}: {exc.strerror}") from None
 
-    def put_file(self, path: str, data: bytes, mode: int) -> None:
+    def put_file(self, path: str, data: bytes, mode: int, owner: tuple[int, int] | None = None) -> None:
         try:
-            atomic_write(Path(path), data, mode)
+            atomic_write(Path(path), data, mode, owner)
         except OSError as exc:
             raise TransportError(f"{self.host}: cannot write {path}: {exc.strerror}") from None
 
@@ -63,6 +63,16 @@ class LocalTransport:
             os.chmod(path, mode)
         except OSError as exc:
             raise TransportError(f"{self.host}: cannot chmod {path}: {exc.strerror}") from None
+
+    def chown(self, path: str, uid: int, gid: int, recursive: bool = False) -> None:
+        try:
+            os.chown(path, uid, gid, follow_symlinks=False)
+            if recursive:
+                for root, dirs, files in os.walk(path):
+                    for name in dirs + files:
+                        os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+        except OSError as exc:
+            raise TransportError(f"{self.host}: cannot chown {path}: {exc.strerror}") from None
 
     def remove_tree(self, path: str) -> None:
         try:
@@ -133,7 +143,7 @@ class LocalTransport:
             if url.startswith("unix://"):
                 self._engine = SocketEngine(self.host, url.removeprefix("unix://"))
             else:
-                self._engine = SdkEngine(self.docker())
+                self._engine = SdkEngine(self.host, self.docker())
         return self._engine
 
     def free_space(self, path: str) -> int | None:
@@ -169,9 +179,9 @@ def _stat(path: str) -> FileState | None:
         return None  # a parent that is a file is reported by creatable_problem()
     mode = stat.S_IMODE(st.st_mode)
     if stat.S_ISDIR(st.st_mode):
-        return FileState("dir", mode, None)
+        return FileState("dir", mode, None, st.st_uid, st.st_gid)
     if not stat.S_ISREG(st.st_mode):
-        return FileState("other", mode, None)
+        return FileState("other", mode, None, st.st_uid, st.st_gid)
     with open(path, "rb") as fh:
         digest = hashlib.file_digest(fh, "sha256").hexdigest()
-    return FileState("file", mode, digest)
+    return FileState("file", mode, digest, st.st_uid, st.st_gid)

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from regdeploy.transport.base import FileState
 
 # One `stat` and one `sha256sum` for all paths: a process per file costs the host more than the
-# answer. Lines: "S <hex st_mode> <path>" for what exists, "D <path>" where this user may not look,
-# "<sha256>  <path>" for readable regular files; a path on no line does not exist.
+# answer. Lines: "S <hex st_mode> <uid> <gid> <path>" for what exists, "D <path>" where this user
+# may not look, "<sha256>  <path>" for readable regular files; a path on no line does not exist.
 STAT_SCRIPT = r"""
-stat -L --printf 'S %f %n\n' -- "$@" 2>/dev/null
+stat -L --printf 'S %f %u %g %n\n' -- "$@" 2>/dev/null
 n=$#
 for p do
   if [ -f "$p" ]; then
@@ -78,12 +78,14 @@ def _unescape_sum_name(line: str) -> str:
 def parse_stat(paths: Sequence[str], output: str) -> dict[str, FileState | str | None]:
     """FileState per path, None for absent, or the string "denied" when this user may not look."""
     modes: dict[str, int] = {}
+    owners: dict[str, tuple[int, int]] = {}
     digests: dict[str, str] = {}
     denied: set[str] = set()
     for line in output.splitlines():
         if line.startswith("S "):
-            raw_mode, _, name = line[2:].partition(" ")
+            raw_mode, uid, gid, name = line[2:].split(" ", 3)
             modes[name] = int(raw_mode, 16)
+            owners[name] = (int(uid), int(gid))
         elif line.startswith("D "):
             denied.add(line[2:])
         elif (len(line) > 66 and line[64:66] == "  ") or line.startswith("\\"):
@@ -105,7 +107,8 @@ def parse_stat(paths: Sequence[str], output: str) -> dict[str, FileState | str |
             if kind == "file" and path not in digests:
                 raise ValueError(f"no checksum for {path}")
             else:
-                out[path] = FileState(kind, st_mode & 0o7777, digests.get(path) if kind == "file" else None)
+                checksum = digests.get(path) if kind == "file" else None
+                out[path] = FileState(kind, st_mode & 0o7777, checksum, *owners[path])
     return out
 
 

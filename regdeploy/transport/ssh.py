@@ -423,7 +423,7 @@ class SSHTransport:
                 return None
             raise self._file_error(exc, "read", path) from None
 
-    def put_file(self, path: str, data: bytes, mode: int) -> None:
+    def put_file(self, path: str, data: bytes, mode: int, owner: tuple[int, int] | None = None) -> None:
         directory, name = posixpath.split(path)
         tmp = posixpath.join(directory, f".{name}.regdeploy-{secrets.token_hex(6)}")
         sftp = self._sftp_client()
@@ -431,6 +431,8 @@ class SSHTransport:
         try:
             with sftp.open(tmp, "wbx") as fh:  # x: never follow or reuse something already there
                 fh.chmod(mode)  # before the first byte: a key is never readable by others
+                if owner is not None:
+                    fh.chown(*owner)
                 fh.set_pipelined(True)
                 fh.write(data)
             # posix-rename@openssh.com replaces the target atomically; plain SFTP rename refuses to.
@@ -459,6 +461,12 @@ class SSHTransport:
         self._checked(
             remote.sh('mkdir -p -- "$1" && chmod "$2" -- "$1"', path, octal),
             f"cannot create directory {path}",
+        )
+
+    def chown(self, path: str, uid: int, gid: int, recursive: bool = False) -> None:
+        flags = ["-R"] if recursive else []
+        self._checked(
+            ["chown", "-h", *flags, f"{uid}:{gid}", "--", path], f"cannot chown {path}"
         )
 
     def chmod(self, path: str, mode: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 import time
 
-from regdeploy.deploy.health import probe
+from regdeploy.deploy.health import http_probe as probe
 from regdeploy.verify.context import VerifyContext
 from regdeploy.verify.model import NETWORK_ERRORS, CheckFailed, describe_error, parallel, registry_error
 from regdeploy.verify.smoke import MANIFEST_V2

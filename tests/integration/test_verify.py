@@ -27,7 +27,7 @@ from click.testing import CliRunner, Result
 
 from regdeploy import pki
 from regdeploy.cli import cli
-from regdeploy.deploy.health import probe
+from regdeploy.deploy.health import http_probe as probe
 from regdeploy.verify.registry_api import RegistryClient
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from regdeploy.deploy.definition import definition
-from regdeploy.deploy.facts import ContainerFacts, HostFacts
-from regdeploy.deploy.plan import make_plan
+from regdeploy.deploy.facts import ContainerFacts, HostFacts, UnitFacts
+from regdeploy.deploy.plan import make_plan, wanted_for
+from regdeploy.deploy.units import registry_unit
 from regdeploy.deploy.render import Rendered, render
 from regdeploy.errors import SpecError
 from regdeploy.materials.host import HostMaterials, TlsMaterial, UserEntry, host_sans
@@ -94,20 +95,22 @@ def test_letsencrypt_renders_the_registrys_acme_block() -> None:
 
 def facts_for(spec: RegistrySpec, rendered: Rendered, changed: str) -> HostFacts:
     """A host with everything rendered in place, except ``changed`` whose content differs."""
-    paths: dict[str, FileState | None] = {d.path: FileState("dir", d.mode, None) for d in rendered.dirs}
-    paths.update({f.path: FileState("file", f.mode, "0" * 64 if f.path.endswith(changed) else f.sha256)
+    paths: dict[str, FileState | None] = {d.path: FileState("dir", d.mode, None, *(d.owner or (0, 0)))
+                                          for d in rendered.dirs}  # fmt: skip
+    paths.update({f.path: FileState("file", f.mode, "0" * 64 if f.path.endswith(changed) else f.sha256,
+                                    *(f.owner or (0, 0)))
                   for f in rendered.files})  # fmt: skip
-    old = definition(spec, "sha256:img", "old-digest")
+    old = definition(registry_unit(spec, rendered), "sha256:img", "old-digest")
     container = ContainerFacts("id", spec.name, "sha256:img", "running", "t", True, old,
                                frozenset({("0.0.0.0", spec.port)}))  # fmt: skip
-    return HostFacts(paths, container, None, "sha256:img")
+    return HostFacts(paths, {spec.name: UnitFacts(container, None)}, {spec.image: "sha256:img"})
 
 
 def test_plan_says_why_the_certificate_changed() -> None:
     spec = parse_spec("reg1", {"config_dir": "/srv/reg"})
     tls = TlsMaterial(b"CA", b"CERT", b"KEY", "certificate expires in 3 days (renew_before 30)", issued=True)
     rendered = render(spec, materials(tls))
-    wanted = definition(spec, "sha256:img", rendered.restart_digest)
+    wanted = wanted_for(spec, rendered, {spec.image: "sha256:img"})
     plan = make_plan(spec, rendered, facts_for(spec, rendered, "server.crt"), wanted,
                      tls_reason=tls.reason)  # fmt: skip
     reasons = {c.resource: c.reason for c in plan.changes}

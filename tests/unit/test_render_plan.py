@@ -8,9 +8,10 @@ import yaml
 
 from regdeploy.deploy.definition import definition, differences
 from regdeploy.deploy.diffs import file_diff
-from regdeploy.deploy.facts import ContainerFacts, HostFacts
-from regdeploy.deploy.plan import make_plan
+from regdeploy.deploy.facts import ContainerFacts, HostFacts, UnitFacts
+from regdeploy.deploy.plan import Wanted, make_plan, wanted_for
 from regdeploy.deploy.render import Rendered, render
+from regdeploy.deploy.units import registry_unit
 from regdeploy.materials.host import HostMaterials, ResolvedEndpoint, TlsMaterial, UserEntry
 from regdeploy.spec.registry import RegistrySpec, parse_spec
 from regdeploy.transport.base import FileState
@@ -36,15 +37,25 @@ def spec(**raw: object) -> RegistrySpec:
     return parse_spec("reg1", {"config_dir": "/srv/reg", "data_dir": "/srv/data", **raw})
 
 
+def wanted(s: RegistrySpec, rendered: Rendered, image_id: str | None = "sha256:img") -> Wanted:
+    return wanted_for(s, rendered, {s.image: image_id})
+
+
 def matching_facts(s: RegistrySpec, rendered: Rendered, image_id: str = "sha256:img") -> HostFacts:
     """Facts of a host that already has exactly what was rendered."""
-    paths: dict[str, FileState | None] = {d.path: FileState("dir", d.mode, None) for d in rendered.dirs}
-    paths.update({f.path: FileState("file", f.mode, f.sha256) for f in rendered.files})
-    wanted = definition(s, image_id, rendered.restart_digest)
+    paths: dict[str, FileState | None] = {
+        d.path: FileState("dir", d.mode, None, *(d.owner or (0, 0))) for d in rendered.dirs
+    }
+    paths.update({f.path: FileState("file", f.mode, f.sha256, *(f.owner or (0, 0))) for f in rendered.files})
+    definition = wanted(s, rendered, image_id).definitions[s.name]
     container = ContainerFacts(
-        "cid", s.name, image_id, "running", "t0", True, wanted, frozenset({("0.0.0.0", s.port)})
+        "cid", s.name, image_id, "running", "t0", True, definition, frozenset({("0.0.0.0", s.port)})
     )
-    return HostFacts(paths, container, None, image_id)
+    return HostFacts(paths, {s.name: UnitFacts(container, None)}, {s.image: image_id})
+
+
+def with_container(facts: HostFacts, container: ContainerFacts) -> HostFacts:
+    return dataclasses.replace(facts, units={container.name: UnitFacts(container, None)})
 
 
 def test_config_is_valid_yaml_with_the_settings() -> None:
@@ -96,17 +107,18 @@ def test_matching_host_gives_an_empty_plan() -> None:
     s = spec()
     rendered = render(s, materials())
     facts = matching_facts(s, rendered)
-    plan = make_plan(s, rendered, facts, definition(s, "sha256:img", rendered.restart_digest))
+    plan = make_plan(s, rendered, facts, wanted(s, rendered))
     assert plan.changes == ()
 
 
 def test_empty_host_plans_everything() -> None:
     s = spec()
     rendered = render(s, materials())
-    facts = HostFacts({}, None, None, None)
-    plan = make_plan(s, rendered, facts, definition(s, None, rendered.restart_digest))
+    facts = HostFacts({}, {}, {s.image: None}, network=False)
+    plan = make_plan(s, rendered, facts, wanted(s, rendered, None))
     actions = [(c.kind, c.action) for c in plan.changes]
     assert actions[0] == ("image", "pull")
+    assert actions[1] == ("network", "create")
     assert actions.count(("dir", "create")) == 4
     assert actions.count(("file", "create")) == 5
     assert actions[-1] == ("container", "create")
@@ -118,12 +130,12 @@ def test_htpasswd_change_is_live_and_config_change_recreates() -> None:
     facts = matching_facts(s, old)
     new_users = dataclasses.replace(materials(), users=(*materials().users, UserEntry("bob", "$2b$04$x")))
     new = render(s, new_users)
-    plan = make_plan(s, new, facts, definition(s, "sha256:img", new.restart_digest))
+    plan = make_plan(s, new, facts, wanted(s, new))
     assert [(c.kind, c.action) for c in plan.changes] == [("file", "update")]
     assert "no restart" in plan.changes[0].reason
 
     changed = render(spec(log_level="debug"), materials())
-    plan = make_plan(s, changed, facts, definition(s, "sha256:img", changed.restart_digest))
+    plan = make_plan(s, changed, facts, wanted(s, changed))
     assert [(c.kind, c.action) for c in plan.changes] == [("file", "update"), ("container", "recreate")]
     assert "reads them only at start" in plan.changes[1].reason
 
@@ -132,12 +144,13 @@ def test_stopped_container_is_started_and_foreign_one_adopted() -> None:
     s = spec()
     rendered = render(s, materials())
     facts = matching_facts(s, rendered)
-    assert facts.container is not None
-    stopped = dataclasses.replace(facts, container=dataclasses.replace(facts.container, status="exited"))
-    wanted = definition(s, "sha256:img", rendered.restart_digest)
-    assert [c.action for c in make_plan(s, rendered, stopped, wanted).changes] == ["start"]
-    foreign = dataclasses.replace(facts, container=dataclasses.replace(facts.container, managed=False))
-    assert [c.action for c in make_plan(s, rendered, foreign, wanted).changes] == ["adopt"]
+    container = facts.container(s.name)
+    assert container is not None
+    stopped = with_container(facts, dataclasses.replace(container, status="exited"))
+    want = wanted(s, rendered)
+    assert [c.action for c in make_plan(s, rendered, stopped, want).changes] == ["start"]
+    foreign = with_container(facts, dataclasses.replace(container, managed=False))
+    assert [c.action for c in make_plan(s, rendered, foreign, want).changes] == ["adopt"]
 
 
 def test_config_edited_on_the_host_is_rewritten_and_the_container_restarted() -> None:
@@ -148,19 +161,20 @@ def test_config_edited_on_the_host_is_rewritten_and_the_container_restarted() ->
     rendered = render(s, materials())
     facts = matching_facts(s, rendered)
     paths = dict(facts.paths)
-    paths["/srv/reg/config.yml"] = FileState("file", 0o644, "0" * 64)
+    paths["/srv/reg/config.yml"] = FileState("file", 0o644, "0" * 64, 65532, 65532)
     drifted = dataclasses.replace(facts, paths=paths)
-    wanted = definition(s, "sha256:img", rendered.restart_digest)
-    plan = make_plan(s, rendered, drifted, wanted)
+    want = wanted(s, rendered)
+    plan = make_plan(s, rendered, drifted, want)
     assert [(c.kind, c.action) for c in plan.changes] == [("file", "update"), ("container", "restart")]
     assert plan.changes[1].reason == "to read the rewritten config.yml"
-    assert facts.container is not None
-    stopped = dataclasses.replace(drifted, container=dataclasses.replace(facts.container, status="exited"))
-    assert [c.action for c in make_plan(s, rendered, stopped, wanted).changes] == ["update", "start"]
+    container = facts.container(s.name)
+    assert container is not None
+    stopped = with_container(drifted, dataclasses.replace(container, status="exited"))
+    assert [c.action for c in make_plan(s, rendered, stopped, want).changes] == ["update", "start"]
     # htpasswd is re-read live: its drift is a rewrite only.
     paths = dict(facts.paths)
-    paths["/srv/reg/auth/htpasswd"] = FileState("file", 0o600, "0" * 64)
-    plan = make_plan(s, rendered, dataclasses.replace(facts, paths=paths), wanted)
+    paths["/srv/reg/auth/htpasswd"] = FileState("file", 0o600, "0" * 64, 65532, 65532)
+    plan = make_plan(s, rendered, dataclasses.replace(facts, paths=paths), want)
     assert [(c.kind, c.action) for c in plan.changes] == [("file", "update")]
 
 
@@ -169,12 +183,12 @@ def test_mode_drift_is_a_chmod() -> None:
     rendered = render(s, materials())
     facts = matching_facts(s, rendered)
     paths = dict(facts.paths)
-    paths["/srv/reg/certs/server.key"] = FileState("file", 0o644, paths["/srv/reg/certs/server.key"].sha256)  # type: ignore[union-attr]
+    paths["/srv/reg/certs/server.key"] = FileState("file", 0o644, paths["/srv/reg/certs/server.key"].sha256, 65532, 65532)  # type: ignore[union-attr]
     plan = make_plan(
         s,
         rendered,
         dataclasses.replace(facts, paths=paths),
-        definition(s, "sha256:img", rendered.restart_digest),
+        wanted(s, rendered),
     )
     assert [(c.target, c.action, c.reason) for c in plan.changes] == [
         ("/srv/reg/certs/server.key", "chmod", "mode 644 -> 600")
@@ -183,9 +197,10 @@ def test_mode_drift_is_a_chmod() -> None:
 
 def test_differences_name_each_aspect() -> None:
     s = spec()
-    base = definition(s, "sha256:aaa", "d1")
+    base = definition(registry_unit(s, render(s, materials())), "sha256:aaa", "d1")
     assert differences(base, base) == []
-    moved = definition(spec(port=6000, restart="always"), "sha256:bbb", "d2")
+    s2 = spec(port=6000, restart="always")
+    moved = definition(registry_unit(s2, render(s2, materials())), "sha256:bbb", "d2")
     reasons = differences(moved, base)
     assert "ports 0.0.0.0:5000 -> 0.0.0.0:6000" in reasons
     assert "restart policy unless-stopped -> always" in reasons
@@ -195,13 +210,18 @@ def test_differences_name_each_aspect() -> None:
 
 
 def test_debug_port_is_published_on_loopback_only() -> None:
-    ports = definition(spec(debug={"port": 5901}), None, "d")["ports"]
+    s = spec(debug={"port": 5901})
+    ports = definition(registry_unit(s, render(s, materials())), None, "d")["ports"]
     assert {"container": "5001/tcp", "host_ip": "127.0.0.1", "host_port": 5901} in ports
 
 
 def test_registry_3_gets_otel_off() -> None:
-    assert definition(spec(image="registry:3"), None, "d")["env"] == {"OTEL_TRACES_EXPORTER": "none"}
-    assert definition(spec(), None, "d")["env"] == {}
+    s3 = spec(image="registry:3")
+    assert definition(registry_unit(s3, render(s3, materials())), None, "d")["env"] == {
+        "OTEL_TRACES_EXPORTER": "none"
+    }
+    s2 = spec()
+    assert definition(registry_unit(s2, render(s2, materials())), None, "d")["env"] == {}
 
 
 def test_config_diff_masks_secrets() -> None:

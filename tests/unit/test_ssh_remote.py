@@ -56,20 +56,21 @@ def test_stat_script_and_parser_agree_with_the_filesystem(tmp_path: Path) -> Non
 def test_stat_parser_reports_denied_and_rejects_garbage() -> None:
     digest = "0" * 64
     output = (
-        f"D /a\nS 41ed /b\nS 8180 /c\nD /c\nS 81a4 /d e\n{digest}  /d e\n\\{digest}  /f\\\\g\nS 81a4 /f\\g\n"
+        f"D /a\nS 41ed 0 0 /b\nS 8180 0 0 /c\nD /c\nS 81a4 65532 65532 /d e\n{digest}  /d e\n"
+        f"\\{digest}  /f\\\\g\nS 81a4 0 0 /f\\g\n"
     )
     assert remote.parse_stat(["/a", "/b", "/c", "/d e", "/f\\g", "/h"], output) == {
         "/a": "denied",  # below a directory this user may not enter
         "/b": FileState("dir", 0o755, None),
         "/c": "denied",  # a file whose content could not be read
-        "/d e": FileState("file", 0o644, digest),
+        "/d e": FileState("file", 0o644, digest, 65532, 65532),
         "/f\\g": FileState("file", 0o644, digest),  # sha256sum escapes a backslash in a name
         "/h": None,
     }
     with pytest.raises(ValueError, match="unexpected line"):
         remote.parse_stat(["/a"], "sh: 1: stat: not found\n")
     with pytest.raises(ValueError, match="no checksum for /c"):  # an answer cut short is not "absent"
-        remote.parse_stat(["/c"], "S 81a4 /c\n")
+        remote.parse_stat(["/c"], "S 81a4 0 0 /c\n")
 
 
 def test_creatable_script(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from regdeploy.materials.secrets import SecretRef
 from regdeploy.spec.validate import duration_seconds, suggest, type_name
 
 DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_PORT = 5080
 DEFAULT_EVENT_TYPE = "registry-push"
 DEFAULT_TOKEN_HEADER = "X-Relay-Token"
 DEFAULT_SIGNATURE_HEADER = "X-Regdeploy-Signature-256"
@@ -73,7 +74,7 @@ class RelayConfig:
     queue_dir: Path
     targets: tuple[TargetConfig, ...]
     bind: str = "127.0.0.1"
-    port: int = 5080
+    port: int = DEFAULT_PORT
     token: SecretRef | None = None
     token_header: str = DEFAULT_TOKEN_HEADER
     max_events: int = 1000
@@ -195,6 +196,48 @@ def parse_config(raw: Any, source: str, base_dir: Path | None = None) -> RelayCo
         ),
         max_events=_integer(
             queue.get("max_events", d.max_events), top.child("queue").child("max_events"), 1, 1_000_000
+        ),
+        retry_initial=initial,
+        retry_max=most,
+        timeout=_seconds(data.get("timeout", "10s"), top.child("timeout")),
+    )
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """``registry.relay`` in the inventory: what the deployed relay unit delivers, and how. Where
+    it listens and queues is regdeploy's business (the registry's private network, ``data_dir``)."""
+
+    targets: tuple[TargetConfig, ...]
+    max_events: int = 1000
+    retry_initial: float = 1.0
+    retry_max: float = 300.0
+    timeout: float = 10.0
+
+
+def parse_settings(raw: Any, source: str, path: str) -> RelaySettings:
+    """Validate ``registry.relay`` (less ``run``, which the spec reads); messages name *source*
+    (the inventory file and host) and the key under *path*."""
+    top = _Key(source, path)
+    data = _mapping(raw, top, ("targets", "queue", "retry", "timeout", "run"))
+    queue = _mapping(data.get("queue"), top.child("queue"), ("max_events",))
+    retry = _mapping(data.get("retry"), top.child("retry"), ("initial", "max"))
+    raw_targets = data.get("targets")
+    if not isinstance(raw_targets, list) or not raw_targets:
+        top.child("targets").fail("needs at least one target (type: github or generic)")
+    targets = tuple(_target(item, top.child("targets").child(i)) for i, item in enumerate(raw_targets))
+    names = [t.name for t in targets]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            top.child("targets").child(i).child("name").fail(f"duplicate target {name!r}")
+    initial = _seconds(retry.get("initial", "1s"), top.child("retry").child("initial"))
+    most = _seconds(retry.get("max", "5m"), top.child("retry").child("max"))
+    if most < initial:
+        top.child("retry").child("max").fail(f"must be at least retry.initial ({initial:g}s)")
+    return RelaySettings(
+        targets=targets,
+        max_events=_integer(
+            queue.get("max_events", 1000), top.child("queue").child("max_events"), 1, 1_000_000
         ),
         retry_initial=initial,
         retry_max=most,

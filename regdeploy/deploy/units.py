@@ -1,0 +1,159 @@
+"""Units: what a host runs, one container each, as plain data. Pure.
+
+A registry's host runs the registry and, as the inventory asks, the services around it (today the
+webhook relay; the token server, redis, a load balancer and pull-through caches are each one more
+unit definition here, not a branch in apply). :func:`host_units` turns a spec into that list in
+dependency order: a unit comes after the units it talks to, so apply starts the relay before the
+registry that sends to it, and removes leftovers last.
+
+Every unit is hardened by its :class:`~regdeploy.spec.run.RunSpec`: a non-root user, a read-only
+root filesystem with tmpfs only where the unit writes scratch files, every capability dropped (plus
+only what ``run.cap_add`` names), no-new-privileges, memory and pids limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from regdeploy.deploy.render import (
+    CONTAINER_CONFIG_DIR,
+    CONTAINER_DATA_DIR,
+    RELAY_CONTAINER_DIR,
+    RELAY_PORT,
+    RELAY_QUEUE_DIR,
+    Rendered,
+    relay_config_dir,
+    relay_queue_dir,
+)
+from regdeploy.spec.registry import RegistrySpec
+from regdeploy.spec.run import RunSpec
+
+REGISTRY_PORT = "5000/tcp"
+DEBUG_CONTAINER_PORT = "5001/tcp"
+# Scratch space for Python's tempfile in the sidecar; nothing the unit keeps lives there.
+SIDECAR_TMPFS = {"/tmp": "rw,noexec,nosuid,nodev,size=16m"}
+
+
+@dataclass(frozen=True)
+class Port:
+    container: str  # "5000/tcp"
+    host_ip: str
+    host_port: int
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # a host path
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How apply tells a started unit serves.
+
+    ``http``: ``GET /`` on the published *port* answers 200 (over TLS when the registry has it);
+    ``log``: the container keeps running and its log shows *marker*."""
+
+    kind: str  # http | log
+    port: int = 0
+    marker: str = ""
+
+
+@dataclass(frozen=True)
+class Unit:
+    name: str  # the container's name
+    role: str  # registry | relay
+    image: str
+    command: tuple[str, ...]
+    run: RunSpec
+    restart: str
+    probe: Probe
+    ports: tuple[Port, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)  # never a secret: secrets are files
+    network: str = ""
+    aliases: tuple[str, ...] = ()
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    start_files: tuple[str, ...] = ()  # host paths read only at start: a change needs a restart
+    owned_dirs: tuple[str, ...] = ()  # host dirs the unit writes: chowned to its user
+
+    @property
+    def published(self) -> list[tuple[str, int]]:
+        return [(p.host_ip, p.host_port) for p in self.ports]
+
+
+def relay_name(spec: RegistrySpec) -> str:
+    return f"{spec.name}-relay"
+
+
+def registry_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
+    ports = [Port(REGISTRY_PORT, spec.bind, spec.port)]
+    if spec.debug_port is not None:
+        # The debug server lists webhook headers (tokens): never publish it beyond loopback.
+        ports.append(Port(DEBUG_CONTAINER_PORT, "127.0.0.1", spec.debug_port))
+    return Unit(
+        name=spec.name,
+        role="registry",
+        image=spec.image,
+        command=("serve", f"{CONTAINER_CONFIG_DIR}/config.yml"),
+        run=spec.run,
+        restart=spec.restart,
+        probe=Probe("http", port=spec.port),
+        ports=tuple(ports),
+        mounts=(
+            Mount(spec.config_dir, CONTAINER_CONFIG_DIR, True),
+            Mount(spec.data_dir, CONTAINER_DATA_DIR, False),
+        ),
+        env={"OTEL_TRACES_EXPORTER": "none"} if spec.version >= 3 else {},
+        network=spec.network,
+        aliases=("registry",),
+        start_files=tuple(
+            f.path
+            for f in rendered.files
+            if f.restart and not f.path.startswith(relay_config_dir(spec) + "/")
+        ),
+        owned_dirs=(spec.data_dir,),
+    )
+
+
+def relay_unit(spec: RegistrySpec, rendered: Rendered, sidecar_image: str) -> Unit | None:
+    if spec.relay is None:
+        return None
+    config = relay_config_dir(spec)
+    return Unit(
+        name=relay_name(spec),
+        role="relay",
+        image=sidecar_image,
+        command=("webhooks", "relay", "--config", f"{RELAY_CONTAINER_DIR}/relay.yml"),
+        run=spec.relay.run,
+        restart=spec.restart,
+        probe=Probe("log", marker=f"listening on http://0.0.0.0:{RELAY_PORT}"),
+        mounts=(
+            Mount(config, RELAY_CONTAINER_DIR, True),
+            Mount(relay_queue_dir(spec), RELAY_QUEUE_DIR, False),
+        ),
+        network=spec.network,
+        aliases=("relay",),
+        tmpfs=SIDECAR_TMPFS,
+        start_files=tuple(f.path for f in rendered.files if f.path.startswith(config + "/")),
+        owned_dirs=(relay_queue_dir(spec),),
+    )
+
+
+def host_units(spec: RegistrySpec, rendered: Rendered, sidecar_image: str) -> list[Unit]:
+    """The host's units in dependency order (a unit after those it sends to)."""
+    units = [relay_unit(spec, rendered, sidecar_image), registry_unit(spec, rendered)]
+    return [u for u in units if u is not None]
+
+
+def unit_names(spec: RegistrySpec) -> list[tuple[str, str]]:
+    """(name, role) of the units the spec asks for, without rendering anything (status, down)."""
+    names = [(relay_name(spec), "relay")] if spec.relay is not None else []
+    return [*names, (spec.name, "registry")]
+
+
+def sidecar_wanted(spec: RegistrySpec) -> bool:
+    """Whether any unit of this registry runs regdeploy's own sidecar image."""
+    return spec.relay is not None
