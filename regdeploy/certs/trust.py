@@ -9,7 +9,6 @@ The system trust store is optional (other tools read it; dockerd only at start).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from regdeploy.certs.store import fingerprint
 from regdeploy.errors import HostError
 from regdeploy.materials.host import host_sans
 from regdeploy.spec.registry import RegistrySpec
+from regdeploy.transport.address import host_port, is_loopback
 from regdeploy.transport.base import Transport
 
 DEFAULT_CERTS_D = "/etc/docker/certs.d"
@@ -31,26 +31,8 @@ DEFAULT_CERTS_D = "/etc/docker/certs.d"
 @dataclass(frozen=True)
 class TrustItem:
     registry: str  # inventory name of the registry host
-    address: str  # "host:port" (or "host" for port 443), the certs.d directory name
+    address: str  # "host:port" as transport.address.host_port writes it: the certs.d directory name
     ca: bytes
-
-
-def is_local(name: str, host_vars: Mapping[str, Any]) -> bool:
-    """Whether an inventory host is the control machine itself."""
-    return host_vars.get("ansible_connection") == "local" or name in ("localhost", "127.0.0.1", "::1")
-
-
-def _loopback(name: str) -> bool:
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return name == "localhost" or name.endswith(".localhost")
-
-
-def host_port(host: str, port: int | None) -> str:
-    """How image references (and so certs.d) write an address: IPv6 in brackets, no :443."""
-    shown = f"[{host}]" if ":" in host else host
-    return shown if port in (None, 443) else f"{shown}:{port}"
 
 
 def registry_addresses(
@@ -67,7 +49,7 @@ def registry_addresses(
         assert parts.hostname is not None  # the spec checked it
         out.append(host_port(parts.hostname, parts.port))
     for san in host_sans(name, host_vars, spec):
-        if san.startswith("*.") or (_loopback(san) and not same_machine):
+        if san.startswith("*.") or (is_loopback(san) and not same_machine):
             continue
         out.append(host_port(san, spec.port))
     return list(dict.fromkeys(out))

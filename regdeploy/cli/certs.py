@@ -500,7 +500,8 @@ def trust_command(inventory: Path | None, limit: str | None, forks: int, as_json
     clients = _clients(ctx.inventory, limit, include_local, connect)
 
     def items_for(client_local: bool) -> list[TrustItem]:
-        from regdeploy.certs.trust import TrustItem, is_local, registry_addresses
+        from regdeploy.certs.trust import TrustItem, registry_addresses
+        from regdeploy.transport.address import is_local
 
         items = []
         for name, host_vars, spec in ctx.hosts:
@@ -538,7 +539,7 @@ def _clients(
     Clients with ``ansible_connection: local`` are this machine: it appears once, so the same files
     are never written by two workers at once.
     """
-    from regdeploy.certs.trust import is_local
+    from regdeploy.transport.address import is_local
 
     group = set(inventory.groups.get("clients", ()))
     chosen: list[tuple[str, Mapping[str, Any] | None]] = []
@@ -572,9 +573,9 @@ def _trust_client(
         apply_system_trust,
         apply_trust,
         detect_system_store,
-        is_local,
     )
     from regdeploy.transport import open_transport
+    from regdeploy.transport.address import is_local
 
     name, host_vars = client
     local = host_vars is None or is_local(name, host_vars)

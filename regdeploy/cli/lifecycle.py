@@ -63,6 +63,8 @@ def _run_up(inventory: Path | None, limit: str | None, forks: int, as_json: bool
 
 def _first_run_hints(run: Run, results: Mapping[str, HostOutcome]) -> None:
     """After a first deployment: where the generated password and the CA are (never the values)."""
+    from regdeploy.ops.users import login_address
+
     for job in run.jobs:
         outcome = results[job.name]
         change = outcome.plan.container_change if outcome.ok and outcome.plan else None
@@ -71,10 +73,9 @@ def _first_run_hints(run: Run, results: Mapping[str, HostOutcome]) -> None:
         for user in job.spec.auth.users:
             if user.password.kind == "generated":
                 path = run.state.root / "secrets" / user.password.name
-                host = "localhost" if job.vars.get("ansible_connection") == "local" else job.name
                 click.echo(
                     f"hint: {job.name}: password of '{user.name}' is in {path}\n"
-                    f"      docker login {host}:{job.spec.port} -u {user.name} --password-stdin < {path}"
+                    f"      docker login {login_address(job)} -u {user.name} --password-stdin < {path}"
                 )
             break
         if job.spec.tls.mode == "selfsigned":

@@ -87,11 +87,9 @@ def _report(pushed: dict[str, str | None], as_json: bool, extra: dict[str, Any])
 
 
 def _registry_addresses(run: Run) -> list[str]:
-    out = []
-    for job in run.jobs:
-        host = "localhost" if job.vars.get("ansible_connection") == "local" else job.name
-        out.append(f"{host}:{job.spec.port}")
-    return out
+    from regdeploy.ops.users import login_address
+
+    return [login_address(job) for job in run.jobs]
 
 
 def _deliver(credentials: dict[str, str], run: Run, output: Path | None, fmt: str, as_json: bool) -> None:

@@ -15,8 +15,14 @@ from regdeploy.deploy.plan import Plan
 from regdeploy.errors import HostError, InputError, RegdeployError
 from regdeploy.materials.htpasswd import MAX_PASSWORD_BYTES
 from regdeploy.materials.secrets import Masker
-from regdeploy.ops.run import HostJob, wanted_definition
+from regdeploy.ops.run import HostJob
 from regdeploy.spec.registry import USER_NAME_RE
+from regdeploy.transport.address import registry_hostport
+
+
+def login_address(job: HostJob) -> str:
+    """The host's registry as ``docker login`` and a Docker config's ``auths`` name it."""
+    return registry_hostport(job.name, job.vars, job.spec.port)
 
 
 def check_name(name: str) -> None:
@@ -48,15 +54,16 @@ def push_htpasswd(job: HostJob, masker: Masker, progress: Callable[[str, str], N
     path = f"{job.spec.config_dir}/auth/htpasswd"
     transport = open_transport(job.name, job.vars)
     try:
-        facts = gather(transport, job.spec, job.rendered)
-        if facts.container is None or facts.paths.get(f"{job.spec.config_dir}/auth") is None:
+        facts = gather(transport, job.spec, job.rendered, job.units)
+        if facts.container(job.spec.name) is None or facts.paths.get(f"{job.spec.config_dir}/auth") is None:
             raise HostError(f"{job.name}: no registry deployed here yet: run `regdeploy up` first")
-        wanted = wanted_definition(job, facts.image_id)
+        wanted = job.wanted(facts.images)
         full = make_plan(job.spec, job.rendered, facts, wanted)
         plan = Plan(job.name, tuple(c for c in full.changes if c.kind == "file" and c.target == path))
         ca = job.materials.tls.ca_cert if job.materials.tls else None
         apply_plan(
-            transport, job.spec, job.rendered, plan, wanted, ca, lambda m: progress(job.name, m), masker.mask
+            transport, job.spec, job.rendered, plan, wanted, ca, lambda m: progress(job.name, m), masker.mask,
+            obtain_image=lambda ref: ref,  # a files-only plan: no image is ever asked for
         )
         return plan
     except RegdeployError as exc:

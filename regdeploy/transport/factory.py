@@ -6,16 +6,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from regdeploy.errors import InputError
+from regdeploy.transport.address import connection as ansible_connection
 from regdeploy.transport.base import Transport
 from regdeploy.transport.hostvars import CONNECTION_VARS
 from regdeploy.transport.local import LocalTransport
 
-LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
-
 
 def connection_kind(host: str, host_vars: Mapping[str, Any]) -> str:
     """``local`` or ``ssh``, as Ansible decides it (localhost is implicitly local)."""
-    connection = str(host_vars.get("ansible_connection", "local" if host in LOCAL_NAMES else "ssh"))
+    connection = ansible_connection(host, host_vars)
     if connection == "local":
         return "local"
     if connection in ("ssh", "paramiko", "smart"):

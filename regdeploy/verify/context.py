@@ -5,11 +5,11 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from regdeploy.transport.address import client_address, host_port
 from regdeploy.verify.registry_api import RegistryClient
 
 if TYPE_CHECKING:
@@ -24,36 +24,19 @@ REQUEST_TIMEOUT = 10.0
 S = TypeVar("S")
 
 
-def client_name(name: str, host_vars: Mapping[str, Any]) -> str:
-    """The name clients use for a host's registry: what the certificate must match.
-
-    ``localhost`` for the control machine (its certificate always names it), else ``ansible_host``
-    when set (the address Ansible uses), else the inventory name.
-    """
-    from regdeploy.transport.factory import connection_kind
-
-    if connection_kind(name, host_vars) == "local":
-        return "localhost"
-    return str(host_vars.get("ansible_host") or name)
-
-
-def host_port(name: str, port: int) -> str:
-    """``name:port`` as image references and certs.d directories write it (IPv6 in brackets)."""
-    return f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
-
-
 @dataclass(frozen=True)
 class Target:
     host: str  # inventory name
     address: str  # where the control machine connects
     port: int
-    server_name: str  # the name clients use; the certificate must match it
+    server_name: str  # the name clients use (transport/address.py); the certificate must match it
     ca_pem: bytes | None  # None: plain HTTP (tls.mode none)
     user: str
     password: str
 
     @property
     def registry(self) -> str:
+        """The registry as the engine check's image references and certs.d write it."""
         return host_port(self.server_name, self.port)
 
     def client(self, password: str | None = None, anonymous: bool = False) -> RegistryClient:
@@ -155,7 +138,7 @@ def make_target(job: HostJob, address: str, server_name: str | None) -> Target:
         host=job.name,
         address=address,
         port=spec.port,
-        server_name=server_name or client_name(job.name, job.vars),
+        server_name=server_name or client_address(job.name, job.vars),
         ca_pem=job.materials.tls.ca_cert if job.materials.tls else None,
         user=user.name,
         password=job.materials.passwords[user.name],

@@ -10,7 +10,6 @@ They are read before the pushes and compared after. That listing also holds each
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import time
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from regdeploy.spec.validate import duration_seconds
+from regdeploy.transport.address import is_loopback
 from regdeploy.verify.context import VerifyContext
 from regdeploy.verify.model import NETWORK_ERRORS, CheckFailed, NotApplicable, describe_error
 
@@ -189,14 +189,6 @@ def check_notifications(ctx: VerifyContext) -> str:
     if not all(v.ok for v in verdicts):
         raise CheckFailed(text)
     return text
-
-
-def is_loopback(address: str) -> bool:
-    """True for the control machine itself (a local host's ports are reached on loopback)."""
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:  # a host name: a remote host (local ones are reached at 127.0.0.1)
-        return address == "localhost"
 
 
 def _ignores_all(actions: tuple[str, ...]) -> bool:

@@ -8,7 +8,6 @@ module went through the run's masker, and URLs are shown with query values and p
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from regdeploy.materials.host import ResolvedEndpoint
 from regdeploy.materials.secrets import MASK
 from regdeploy.spec.registry import RegistrySpec
 from regdeploy.spec.validate import duration_seconds
+from regdeploy.transport.address import is_loopback, registry_hostport
 from regdeploy.webhooks.client import describe_failure, post
 from regdeploy.webhooks.envelope import GO_USER_AGENT, Envelope, sample_push
 
@@ -71,11 +71,7 @@ def redact_url(url: str) -> str:
 def loopback_warning(url: str) -> str | None:
     """A URL on loopback reaches the registry's own container, not this machine: say so."""
     host = urlsplit(url).hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         return None
     return (
         f"{host} inside the registry container is the container itself: this test reached this "
@@ -129,15 +125,6 @@ def send(
     return Delivery(endpoint.name, url, True, answer.status, seconds, mask(detail), warning)
 
 
-def client_address(name: str, host_vars: Mapping[str, Any], spec: RegistrySpec) -> str:
-    """host:port as clients address the registry (what the registry puts in request.host)."""
-    if host_vars.get("ansible_connection") == "local":
-        host = "localhost"
-    else:
-        host = str(host_vars.get("ansible_host") or name)
-    return f"{host}:{spec.port}"
-
-
 def sample_for(
     name: str, host_vars: Mapping[str, Any], spec: RegistrySpec, repository: str, tag: str
 ) -> Envelope:
@@ -145,7 +132,8 @@ def sample_for(
     actor = next((u.name for u in spec.auth.users if not u.disabled), "")
     return sample_push(
         version=spec.version,
-        registry=client_address(name, host_vars, spec),
+        # request.host: the Host header a client sends, i.e. the registry as clients write it
+        registry=registry_hostport(name, host_vars, spec.port),
         scheme=spec.scheme,
         repository=repository,
         tag=tag,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from regdeploy.verify.checks import CHECK_NAMES, select_checks
-from regdeploy.verify.context import client_name
 from regdeploy.verify.model import CheckResult
 from regdeploy.verify.report import payload, table
 from regdeploy.verify.runner import HostReport
@@ -110,16 +109,3 @@ def test_table():
         "  SKIP  notifications   0.000s  no notification endpoints configured",
         "1 host: 0 ok, 1 failed",
     ]
-
-
-@pytest.mark.parametrize(
-    ("name", "host_vars", "expected"),
-    [
-        ("localhost", {}, "localhost"),
-        ("box", {"ansible_connection": "local"}, "localhost"),
-        ("reg-eu", {"ansible_host": "10.0.0.5"}, "10.0.0.5"),
-        ("reg-us.example", {"ansible_connection": "ssh"}, "reg-us.example"),
-    ],
-)
-def test_the_name_clients_use(name, host_vars, expected):
-    assert client_name(name, host_vars) == expected

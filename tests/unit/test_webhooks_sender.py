@@ -15,9 +15,10 @@ from click.testing import CliRunner
 
 from regdeploy.cli import cli
 from regdeploy.materials.host import ResolvedEndpoint
+from regdeploy.spec.registry import parse_spec
 from regdeploy.webhooks.envelope import decode, media_type, sample_push
 from regdeploy.webhooks.receiver import Receiver, Reply, Request
-from regdeploy.webhooks.sender import loopback_warning, redact_url, send
+from regdeploy.webhooks.sender import loopback_warning, redact_url, sample_for, send
 
 TOKEN = "tok-7d1e-webhook-secret-value"
 
@@ -148,6 +149,12 @@ def test_redact_url(url: str, shown: str) -> None:
 )
 def test_loopback_warning(url: str, warns: bool) -> None:
     assert (loopback_warning(url) is not None) == warns
+
+
+def test_sample_names_the_registry_as_clients_write_it():
+    spec = parse_spec("reg-eu", {"port": 5443})
+    envelope = sample_for("reg-eu", {"ansible_host": "fd00::5"}, spec, "team/app", "v1")
+    assert b'"host": "[fd00::5]:5443"' in envelope.body
 
 
 # --- the command -----------------------------------------------------------------------------------
