@@ -3,58 +3,19 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from regdeploy.cli.common import connect_options, connect_vars, emit_json, host_options, progress
-from regdeploy.errors import EXIT_FAILED, EXIT_OK, InputError, RegdeployError
-
-if TYPE_CHECKING:
-    from regdeploy.certs.material import TlsMaterial
-    from regdeploy.certs.trust import TrustItem
-    from regdeploy.inventory import Inventory
-    from regdeploy.materials.secrets import Masker, SecretResolver
-    from regdeploy.materials.state import StateStore
-    from regdeploy.spec.registry import RegistrySpec
-
-CONTROL_MACHINE = "(control machine)"
+from regdeploy.errors import EXIT_FAILED, EXIT_OK
 
 
 def register(cli: click.Group) -> None:
     """Add the ``certs`` command group to *cli*."""
     cli.add_command(certs_group)
-
-
-@dataclass
-class _Hosts:
-    """The targeted registry hosts and what certificate commands read and write for them."""
-
-    inventory: Inventory
-    hosts: list[tuple[str, Mapping[str, Any], RegistrySpec]]
-    state: StateStore
-    masker: Masker
-    resolver: SecretResolver
-
-    def sans(self, name: str, host_vars: Mapping[str, Any], spec: RegistrySpec) -> list[str]:
-        from regdeploy.materials.host import host_sans
-
-        return host_sans(name, host_vars, spec)
-
-
-def _load(inventory: Path | None, limit: str | None, connect: Mapping[str, Any] | None = None) -> _Hosts:
-    from regdeploy.materials.secrets import Masker, SecretResolver
-    from regdeploy.materials.state import StateStore
-    from regdeploy.ops.run import load_specs
-
-    inv, hosts = load_specs(inventory, limit, connect)
-    masker = Masker()
-    state = StateStore.beside(inv.base_dir)
-    return _Hosts(inv, hosts, state, masker, SecretResolver(state, masker))
 
 
 def _warn(host: str, warnings: list[str] | tuple[str, ...]) -> None:
@@ -113,44 +74,18 @@ def generate_command(inventory: Path | None, limit: str | None, forks: int, as_j
     Example:
       regdeploy certs generate -i inventories/prod --out build/certs
     """
-    from regdeploy.certs.issue import TlsIssuer
-    from regdeploy.certs.notices import tls_warnings
-    from regdeploy.certs.store import HostKeys
+    from regdeploy.ops.certs import generate, renew_elsewhere
 
     del forks  # accepted like on every host command; issuing is local and quick
-    ctx = _load(inventory, limit)
-    issuer = TlsIssuer(ctx.state, ctx.resolver)
-    done: list[tuple[str, RegistrySpec, TlsMaterial | None]] = []
-    for name, host_vars, spec in ctx.hosts:
-        if spec.tls.mode == "csr" and ctx.state.read(HostKeys(name).imported) is None:
-            done.append((name, spec, None))  # waiting for its CA: `certs csr` / `certs import`
-            continue
-        done.append((name, spec, issuer.material(spec, ctx.sans(name, host_vars, spec))))
-    ctx.state.commit()  # only once every host passed: a refusal leaves the state as it was
-    hosts: dict[str, Any] = {}
-    for name, spec, material in done:
-        files: list[str] = []
-        if material is not None and out is not None:
-            from regdeploy.certs.files import write_bundle
-
-            files = [str(p) for p in write_bundle(out, name, material)]
-        hosts[name] = {
-            "mode": spec.tls.mode,
-            "action": _action(spec, material),
-            "reason": material.reason if material and material.issued else None,
-            "not_after": _not_after(material),
-            "files": files,
-            "warnings": tls_warnings(spec, material),
-        }
+    result = generate(inventory, limit, out)
     if as_json:
-        emit_json({"ok": True, "changed": any(h["action"] == "issued" for h in hosts.values()),
-                   "state_dir": str(ctx.state.root), "hosts": hosts})  # fmt: skip
+        emit_json(result.as_json())
         return
-    for name, spec, material in done:
-        host = hosts[name]
+    for name, spec, material in result.done:
+        host = result.hosts[name]
         _warn(name, host["warnings"])
         if material is None and spec.tls.mode == "csr":
-            click.echo(f"{name}: csr: {_renew_elsewhere('csr', name)}")
+            click.echo(f"{name}: csr: {renew_elsewhere('csr', name)}")
             continue
         if material is None:
             click.echo(f"{name}: {spec.tls.mode}: no certificate files (nothing to generate)")
@@ -160,21 +95,7 @@ def generate_command(inventory: Path | None, limit: str | None, forks: int, as_j
         click.secho(f"{name}: {host['action']}{why}: {_cert_line(material.server_chain)}", fg=colour)
         if host["files"]:
             click.echo(f"  wrote {', '.join(host['files'])}")
-    click.echo(f"state: {ctx.state.root}")
-
-
-def _action(spec: RegistrySpec, material: TlsMaterial | None) -> str:
-    if material is None:
-        return "awaiting-import" if spec.tls.mode == "csr" else "none"
-    if material.issued:
-        return "issued"
-    return "checked" if spec.tls.mode in ("provided", "csr") else "kept"
-
-
-def _not_after(material: TlsMaterial | None) -> str | None:
-    from regdeploy import pki
-
-    return None if material is None else pki.cert_info(material.server_chain).not_after.isoformat()
+    click.echo(f"state: {result.state_dir}")
 
 
 @certs_group.command("show")
@@ -194,28 +115,9 @@ def show_command(inventory: Path | None, limit: str | None, forks: int, as_json:
     not-deployed; and, failing: expired, not-yet-valid, other-ca, sans-missing,
     weak, missing, unreadable. Read-only; exit code 1 when any row fails.
     """
-    from regdeploy.certs.show import HostCerts, host_certs, hosts_json
-    from regdeploy.ops.fanout import fan_out
-    from regdeploy.transport import open_transport
+    from regdeploy.ops.certs import show
 
-    ctx = _load(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
-    now = datetime.now(UTC)
-
-    def one(item: tuple[str, Mapping[str, Any], RegistrySpec]) -> HostCerts:
-        name, host_vars, spec = item
-
-        def read_deployed(path: str) -> bytes | None:
-            transport = open_transport(name, host_vars)
-            try:
-                return transport.read_file(path)
-            finally:
-                transport.close()
-
-        reader = None if offline else read_deployed
-        return host_certs(spec, ctx.sans(name, host_vars, spec), ctx.state, ctx.resolver, now, reader)
-
-    results = fan_out(ctx.hosts, lambda h: h[0], one, forks)
-    payload = hosts_json(results)
+    payload = show(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys), offline, forks)
     if as_json:
         emit_json(payload)
     else:
@@ -283,32 +185,20 @@ def renew_command(inventory: Path | None, limit: str | None, forks: int, as_json
       regdeploy certs renew --rotate-keys     # new keys and certificates everywhere
       regdeploy certs renew --no-deploy       # CI: renew now, deploy in a later step
     """
-    from regdeploy.certs.issue import TlsIssuer
-    from regdeploy.certs.notices import tls_warnings
+    from regdeploy.cli.output import print_up, up_json
+    from regdeploy.ops.certs import renew
+
+    def say(host: str, message: str) -> None:
+        progress(f"[{host}] {message}")
 
     connect = connect_vars(connect_timeout, accept_new_host_keys)
-    ctx = _load(inventory, limit, connect)
-    issuer = TlsIssuer(ctx.state, ctx.resolver)
-    renewed: dict[str, Any] = {}
-    for name, host_vars, spec in ctx.hosts:
-        sans = ctx.sans(name, host_vars, spec)
-        # Only the modes where regdeploy signs can be renewed here; the others are only reported.
-        issues = spec.tls.mode in ("selfsigned", "ca")
-        material = issuer.material(spec, sans, rotate_keys=rotate_keys, force=force) if issues else None
-        note = None if issues else _renew_elsewhere(spec.tls.mode, name)
-        renewed[name] = {
-            "mode": spec.tls.mode,
-            "renewed": bool(material and material.issued),
-            "reason": material.reason if material and material.issued else None,
-            "not_after": _not_after(material),
-            "note": note,
-            "warnings": tls_warnings(spec, material),
-        }
-    ctx.state.commit()
-    names = [n for n, r in renewed.items() if r["renewed"]]
+    result = renew(inventory, limit, connect, rotate_keys, force, not no_deploy, forks, say)
+    renewed, names = result.certificates, result.names
     deploy = None
-    if names and not no_deploy:
-        deploy = _deploy(inventory, ":".join(names), forks, as_json, connect)
+    if result.deployed is not None:
+        if not as_json:
+            print_up(result.deployed, check=False, with_diff=False)
+        deploy = up_json(result.deployed)
     ok = deploy is None or deploy["ok"]
     if as_json:
         emit_json({"ok": ok, "changed": bool(names), "certificates": renewed, "deploy": deploy})
@@ -326,37 +216,6 @@ def renew_command(inventory: Path | None, limit: str | None, forks: int, as_json
         if names and no_deploy:
             click.echo(f"deploy with: regdeploy up --limit '{':'.join(names)}'")
     sys.exit(EXIT_OK if ok else EXIT_FAILED)
-
-
-def _renew_elsewhere(mode: str, name: str) -> str:
-    return {
-        "provided": "tls.mode provided: replace the cert and key files, then run `regdeploy up`",
-        "csr": f"tls.mode csr: `regdeploy certs csr --limit {name}`, sign, `regdeploy certs import`",
-        "letsencrypt": "tls.mode letsencrypt: the registry renews its certificate itself",
-        "none": "tls.mode none: no certificate",
-    }[mode]
-
-
-def _deploy(
-    inventory: Path | None, pattern: str, forks: int, as_json: bool, connect: Mapping[str, Any]
-) -> dict[str, Any]:
-    """`up --limit PATTERN`, printed like `up` unless --json; returns up's JSON object."""
-    from regdeploy.cli.output import print_up, up_json
-    from regdeploy.ops.fanout import fan_out
-    from regdeploy.ops.run import outcomes, prepare, up_host
-
-    run = prepare(inventory, pattern, connect)
-    run.state.commit()
-
-    def say(host: str, message: str) -> None:
-        progress(f"[{host}] {run.masker.mask(message)}")
-
-    results = outcomes(
-        fan_out(run.jobs, lambda j: j.name, lambda j: up_host(j, False, False, False, say, run.masker), forks)
-    )
-    if not as_json:
-        print_up(results, check=False, with_diff=False)
-    return up_json(results)
 
 
 @certs_group.command("csr")
@@ -383,22 +242,10 @@ def csr_command(inventory: Path | None, limit: str | None, forks: int, as_json: 
     --rotate-keys the new key is used only once its certificate is imported,
     so the registry keeps serving meanwhile.
     """
-    from regdeploy.certs.csr import make_host_csr
-    from regdeploy.certs.files import make_dir, write_file
+    from regdeploy.ops.certs import write_csrs
 
     del forks
-    ctx = _load(inventory, limit)
-    results = [
-        make_host_csr(ctx.state, spec, ctx.sans(name, host_vars, spec), rotate_keys)
-        for name, host_vars, spec in ctx.hosts
-    ]
-    ctx.state.commit()  # the keys first: a CSR on disk without its key would be useless
-    make_dir(out, 0o755)
-    hosts: dict[str, Any] = {}
-    for r in results:
-        path = out / f"{r.host}.csr"
-        write_file(path, r.csr, 0o644)
-        hosts[r.host] = {"csr": str(path), "sans": list(r.sans), "key": r.key_note}
+    hosts = write_csrs(inventory, limit, out, rotate_keys)
     if as_json:
         emit_json({"ok": True, "hosts": hosts})
         return
@@ -422,21 +269,9 @@ def import_command(host: str, chain: Path, inventory: Path | None, as_json: bool
     it ends with), and not be expired or due for renewal. Then `regdeploy up`
     deploys it.
     """
-    from regdeploy.certs.csr import import_chain
+    from regdeploy.ops.certs import import_signed
 
-    ctx = _load(inventory, None)
-    found = [h for h in ctx.hosts if h[0] == host]
-    if not found:
-        raise InputError(f"{ctx.inventory.source}: no registry host named {host!r}")
-    name, host_vars, spec = found[0]
-    try:
-        data = chain.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {chain}: {exc.strerror}") from None
-    result = import_chain(
-        ctx.state, ctx.resolver, spec, ctx.sans(name, host_vars, spec), data, datetime.now(UTC)
-    )
-    ctx.state.commit()
+    name, result = import_signed(inventory, host, chain)
     info = result.info
     if as_json:
         emit_json({"ok": True, "host": name, "subject": info.subject, "sans": list(info.sans),
@@ -483,130 +318,19 @@ def trust_command(inventory: Path | None, limit: str | None, forks: int, as_json
       regdeploy certs trust --limit ci-runners        # some clients
       regdeploy certs trust --local --remove          # undo
     """
-    from regdeploy.certs.lookup import trusted_ca
+    from regdeploy.ops.certs import trust
+
+    def skipped(name: str, note: str) -> None:
+        click.echo(f"{name}: skipped: {note}", err=True)
 
     connect = connect_vars(connect_timeout, accept_new_host_keys)
-    ctx = _load(inventory, registry_pattern, connect)
-    cas: dict[str, bytes] = {}
-    for name, _, spec in ctx.hosts:
-        found = trusted_ca(spec, ctx.state, ctx.resolver)
-        if found.pem is None:
-            if spec.tls.mode == "selfsigned":
-                raise InputError(f"host '{name}': {found.note}")
-            if not as_json:
-                click.echo(f"{name}: skipped: {found.note}", err=True)
-            continue
-        cas[name] = found.pem
-    clients = _clients(ctx.inventory, limit, include_local, connect)
-
-    def items_for(client_local: bool) -> list[TrustItem]:
-        from regdeploy.certs.trust import TrustItem, registry_addresses
-        from regdeploy.transport.address import is_local
-
-        items = []
-        for name, host_vars, spec in ctx.hosts:
-            if name in cas:
-                same = client_local and is_local(name, host_vars)
-                for address in registry_addresses(name, host_vars, spec, same):
-                    items.append(TrustItem(name, address, cas[name]))
-        return items
-
-    def one(client: tuple[str, Mapping[str, Any] | None]) -> dict[str, Any]:
-        return _trust_client(client, items_for, certs_d, remove, cas if system_store else None)
-
-    from regdeploy.ops.fanout import fan_out
-
-    results = fan_out(clients, lambda c: c[0], one, forks)
-    hosts = {
-        name: r if not isinstance(r, RegdeployError)
-        else {"ok": False, "changed": False, "changes": [], "notes": [], "error": ctx.masker.mask(str(r))}
-        for name, r in results.items()
-    }  # fmt: skip
-    payload = {"ok": all(h["ok"] for h in hosts.values()),
-               "changed": any(h["changed"] for h in hosts.values()), "hosts": hosts}  # fmt: skip
+    payload = trust(inventory, limit, connect, include_local, remove, registry_pattern, certs_d,
+                    system_store, forks, None if as_json else skipped)  # fmt: skip
     if as_json:
         emit_json(payload)
     else:
-        _print_trust(hosts)
+        _print_trust(payload["hosts"])
     sys.exit(EXIT_OK if payload["ok"] else EXIT_FAILED)
-
-
-def _clients(
-    inventory: Inventory, limit: str | None, include_local: bool, connect: Mapping[str, Any]
-) -> list[tuple[str, Mapping[str, Any] | None]]:
-    """(name, host vars) of each client machine; vars None for the control machine.
-
-    Clients with ``ansible_connection: local`` are this machine: it appears once, so the same files
-    are never written by two workers at once.
-    """
-    from regdeploy.transport.address import is_local
-
-    group = set(inventory.groups.get("clients", ()))
-    chosen: list[tuple[str, Mapping[str, Any] | None]] = []
-    if limit is not None or group:
-        candidates = inventory.select(limit) if limit is not None else list(inventory.hosts.values())
-        chosen += [(h.name, {**h.vars, **connect}) for h in candidates if h.name in group]
-    if include_local:
-        chosen.append((CONTROL_MACHINE, None))
-    here = [c for c in chosen if c[1] is None or is_local(c[0], c[1])]
-    chosen = [c for c in chosen if c not in here[1:]]
-    if not chosen:
-        where = f" matching --limit {limit!r}" if limit else ""
-        raise InputError(
-            f"{inventory.source}: no client machine{where}: add hosts to an inventory group `clients`, "
-            "or pass --local for this machine"
-        )
-    return chosen
-
-
-def _trust_client(
-    client: tuple[str, Mapping[str, Any] | None],
-    items_for: Callable[[bool], list[TrustItem]],
-    certs_d: str,
-    remove: bool,
-    system_cas: dict[str, bytes] | None,
-) -> dict[str, Any]:
-    from regdeploy.certs.trust import (
-        ClientFiles,
-        LocalFiles,
-        TransportFiles,
-        apply_system_trust,
-        apply_trust,
-        detect_system_store,
-    )
-    from regdeploy.transport import open_transport
-    from regdeploy.transport.address import is_local
-
-    name, host_vars = client
-    local = host_vars is None or is_local(name, host_vars)
-    transport = None
-    files: ClientFiles
-    if local:
-        files = LocalFiles()
-    else:
-        assert host_vars is not None
-        transport = open_transport(name, host_vars)
-        files = TransportFiles(transport)
-    try:
-        changes, notes = apply_trust(files, certs_d, items_for(local), remove)
-        if system_cas is not None:
-            if not local:
-                raise InputError(f"{name}: --system works on this machine and local clients only (for now)")
-            store = detect_system_store()
-            if store is None:
-                notes.append("no system trust store tool found (update-ca-certificates, update-ca-trust)")
-            else:
-                changes += apply_system_trust(store, system_cas, remove)
-    finally:
-        if transport is not None:
-            transport.close()
-    return {
-        "ok": True,
-        "changed": bool(changes),
-        "changes": [c.as_json() for c in changes],
-        "notes": notes,
-        "error": None,
-    }
 
 
 def _print_trust(hosts: dict[str, Any]) -> None:
