@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +13,9 @@ from regdeploy.cli.common import connect_options, connect_vars, emit_json, host_
 from regdeploy.errors import EXIT_FAILED, EXIT_OK, InputError
 
 if TYPE_CHECKING:
-    from regdeploy.ops.run import Run
+    from regdeploy.ops.users import UsersChanged
 
-FORMATS = ("plain", "env", "docker-config")
+FORMATS = ("plain", "env", "docker-config")  # of ops.users.credentials_text
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -55,17 +53,8 @@ def _read_password(password_stdin: bool, password_file: Path | None) -> str | No
     return None
 
 
-def _push(run: Run, forks: int) -> dict[str, str | None]:
-    """Push htpasswd to every targeted host: host -> error (None when it worked)."""
-    from regdeploy.ops.fanout import fan_out
-    from regdeploy.ops.users import push_htpasswd
-
-    def say(host: str, message: str) -> None:
-        progress(f"[{host}] {run.masker.mask(message)}")
-
-    run.state.commit()  # the new hashes: the next `up` must render the very same htpasswd
-    results = fan_out(run.jobs, lambda j: j.name, lambda j: push_htpasswd(j, run.masker, say), forks)
-    return {name: (str(r) if isinstance(r, Exception) else None) for name, r in results.items()}
+def _say(host: str, message: str) -> None:
+    progress(f"[{host}] {message}")
 
 
 def _report(pushed: dict[str, str | None], as_json: bool, extra: dict[str, Any]) -> None:
@@ -86,29 +75,15 @@ def _report(pushed: dict[str, str | None], as_json: bool, extra: dict[str, Any])
         sys.exit(EXIT_FAILED)
 
 
-def _registry_addresses(run: Run) -> list[str]:
-    from regdeploy.ops.users import login_address
-
-    return [login_address(job) for job in run.jobs]
-
-
-def _deliver(credentials: dict[str, str], run: Run, output: Path | None, fmt: str, as_json: bool) -> None:
+def _deliver(changed: UsersChanged, output: Path | None, fmt: str, as_json: bool) -> None:
     """Show new credentials once, or write them 0600 to --output. --json never carries them."""
-    if not credentials:
+    from regdeploy.ops.users import credentials_text, write_credentials
+
+    if not changed.credentials:
         return
-    if fmt == "env":
-        text = "".join(f"REGISTRY_{n.upper().replace('-', '_').replace('.', '_')}_PASSWORD={p}\n"
-                       for n, p in credentials.items())  # fmt: skip
-    elif fmt == "docker-config":
-        if len(credentials) != 1:
-            raise InputError("--format docker-config holds one user: rotate one user at a time")
-        ((name, password),) = credentials.items()
-        auth = base64.b64encode(f"{name}:{password}".encode()).decode()
-        text = json.dumps({"auths": {a: {"auth": auth} for a in _registry_addresses(run)}}, indent=2) + "\n"
-    else:
-        text = "".join(f"{n}: {p}\n" for n, p in credentials.items())
+    text = credentials_text(changed.credentials, changed.registries, fmt)
     if output is not None:
-        _write_private(output, text.encode())
+        write_credentials(output, text)
         if not as_json:
             click.echo(f"new credentials written to {output} (mode 600)")
     elif as_json:
@@ -116,15 +91,6 @@ def _deliver(credentials: dict[str, str], run: Run, output: Path | None, fmt: st
     else:
         click.echo("new credentials (shown once; they are also kept in the state directory):")
         click.echo(text, nl=False)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    from regdeploy.fileio import atomic_write
-
-    try:
-        atomic_write(path.absolute(), data, 0o600)
-    except OSError as exc:
-        raise InputError(f"--output {path}: {exc.strerror}") from None
 
 
 def output_options(func: F) -> F:
@@ -168,24 +134,14 @@ def list_users(inventory: Path | None, limit: str | None, forks: int, as_json: b
     or cost than the inventory's), missing (not on the host yet), unmanaged (on
     the host only), disabled; non-bcrypt lines are flagged: the registry refuses them.
     """
-    from regdeploy.ops.fanout import fan_out
-    from regdeploy.ops.run import prepare
-    from regdeploy.ops.users_report import host_users, print_users
+    from regdeploy.ops import users as users_ops
 
-    run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys), render_files=False)
-    results = fan_out(run.jobs, lambda j: j.name, host_users, forks)
-    payload = {
-        "ok": not any(isinstance(r, Exception) for r in results.values()),
-        "hosts": {
-            n: ({"ok": False, "error": run.masker.mask(str(r)), "users": []} if isinstance(r, Exception)
-                else {"ok": True, "error": None, "users": r})
-            for n, r in results.items()
-        },
-    }  # fmt: skip
+    connect = connect_vars(connect_timeout, accept_new_host_keys)
+    payload = users_ops.list_users(inventory, limit, connect, forks)
     if as_json:
         emit_json(payload)
     else:
-        print_users(payload)
+        _print_users(payload)
     sys.exit(EXIT_OK if payload["ok"] else EXIT_FAILED)
 
 
@@ -210,35 +166,16 @@ def add_user(name: str, inventory: Path | None, limit: str | None, forks: int, a
       regdeploy users add ci --output ci.env --format env # generated, written 0600
       printf '%s\\n' "$PW" | regdeploy users add bob --password-stdin
     """
-    from regdeploy.materials.secrets import generate_password
-    from regdeploy.materials.state import StateStore
-    from regdeploy.materials.users import password_key, save_state_user_names, state_user_names
-    from regdeploy.ops.run import load_specs, prepare
-    from regdeploy.ops.users import check_name
+    from regdeploy.ops import users as users_ops
 
-    check_name(name)
+    users_ops.check_name(name)
     supplied = _read_password(password_stdin, password_file)
     if supplied is not None and generate:
         raise InputError("--generate and a password option: give one of them")
     connect = connect_vars(connect_timeout, accept_new_host_keys)
-    inv, specs = load_specs(inventory, limit, connect)
-    for host, _, spec in specs:
-        if any(u.name == name for u in spec.auth.users):
-            raise InputError(f"host '{host}': user {name!r} is defined in the inventory; change it there")
-    state = StateStore.beside(inv.base_dir)
-    names = state_user_names(state)
-    if name in names:
-        raise InputError(f"user {name!r} exists already (state directory); use `users rotate {name}`")
-    password = supplied or generate_password()
-    save_state_user_names(state, [*names, name])
-    state.write(f"secrets/{password_key(name)}", password.encode())
-    state.commit()
-    run = prepare(inventory, limit, connect)
-    pushed = _push(run, forks)
-    _deliver({} if supplied else {name: password}, run, output, fmt, as_json)
-    _report(pushed, as_json, {"user": name, "action": "add"})
-
-
+    changed = users_ops.add_user(inventory, limit, connect, name, supplied, forks, _say)
+    _deliver(changed, output, fmt, as_json)
+    _report(changed.pushed, as_json, {"user": name, "action": "add"})
 @users.command("remove")
 @click.argument("name")
 @host_options
@@ -249,27 +186,11 @@ def remove_user(name: str, inventory: Path | None, limit: str | None, forks: int
 
     Users defined in the inventory are removed (or `disabled: true`) there.
     """
-    from regdeploy.materials.state import StateStore
-    from regdeploy.materials.users import password_key, save_state_user_names, state_user_names
-    from regdeploy.ops.run import load_specs, prepare
+    from regdeploy.ops import users as users_ops
 
     connect = connect_vars(connect_timeout, accept_new_host_keys)
-    inv, specs = load_specs(inventory, limit, connect)
-    for host, _, spec in specs:
-        if any(u.name == name for u in spec.auth.users):
-            raise InputError(
-                f"host '{host}': user {name!r} is defined in the inventory; remove or disable it there"
-            )
-    state = StateStore.beside(inv.base_dir)
-    names = state_user_names(state)
-    if name not in names:
-        raise InputError(f"no user {name!r} was added with `users add`")
-    save_state_user_names(state, [n for n in names if n != name])
-    state.delete(f"secrets/{password_key(name)}")
-    state.commit()
-    _report(_push(prepare(inventory, limit, connect), forks), as_json, {"user": name, "action": "remove"})
-
-
+    changed = users_ops.remove_user(inventory, limit, connect, name, forks, _say)
+    _report(changed.pushed, as_json, {"user": name, "action": "remove"})
 @users.command("rotate")
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_users", is_flag=True, help="Rotate every user whose password regdeploy keeps.")
@@ -295,31 +216,27 @@ def rotate(names: tuple[str, ...], all_users: bool, inventory: Path | None, limi
       regdeploy users rotate ci --output ci-config.json --format docker-config
       regdeploy users rotate --all --output creds.env --format env
     """
-    from regdeploy.materials.secrets import generate_password
-    from regdeploy.ops.run import prepare
+    from regdeploy.ops import users as users_ops
 
     if all_users == bool(names):
         raise InputError("name the users to rotate, or give --all (not both)")
     supplied = _read_password(password_stdin, password_file)
     connect = connect_vars(connect_timeout, accept_new_host_keys)
-    first = prepare(inventory, limit, connect)
-    specs = {u.name: u for job in first.jobs for u in job.spec.auth.users}
-    targets = [n for n, u in specs.items() if u.password.kind == "generated"] if all_users else list(names)
-    if supplied is not None and len(targets) != 1:
-        raise InputError("a supplied password can only be given to one user")
-    for name in targets:
-        user = specs.get(name)
-        if user is None:
-            raise InputError(f"no user {name!r} on the targeted hosts")
-        if user.password.kind != "generated":
-            raise InputError(
-                f"user {name!r}: password comes from {user.password.describe()}; change it there"
+    targets, changed = users_ops.rotate(inventory, limit, connect, names, all_users, supplied, forks, _say)
+    _deliver(changed, output, fmt, as_json)
+    _report(changed.pushed, as_json, {"rotated": targets})
+
+
+def _print_users(payload: dict[str, Any]) -> None:
+    for host, result in payload["hosts"].items():
+        if result["error"]:
+            click.secho(f"{host}: FAILED: {result['error']}", fg="red")
+            continue
+        click.secho(f"{host}:", bold=True)
+        width = max((len(r["name"]) for r in result["users"]), default=4)
+        for row in result["users"]:
+            colour = "green" if row["status"] == "ok" else "yellow"
+            click.echo(
+                f"  {row['name'].ljust(width)}  {row['password']:<24} "
+                + click.style(row["status"], fg=colour)
             )
-    credentials = {name: supplied or generate_password() for name in targets}
-    for name, password in credentials.items():
-        first.state.write(f"secrets/{specs[name].password.name}", password.encode())
-    first.state.commit()
-    run = prepare(inventory, limit, connect)
-    pushed = _push(run, forks)
-    _deliver(credentials if supplied is None else {}, run, output, fmt, as_json)
-    _report(pushed, as_json, {"rotated": targets})

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import click
-
 from regdeploy.materials.htpasswd import parse
 from regdeploy.transport import open_transport
 
@@ -49,17 +47,3 @@ def _same_password(job: HostJob, name: str, hashed: str) -> bool:
     same_cost = hash_cost(hashed) == job.spec.auth.bcrypt_cost
     return same_cost and check_password(job.materials.passwords[name], hashed)
 
-
-def print_users(payload: dict[str, Any]) -> None:
-    for host, result in payload["hosts"].items():
-        if result["error"]:
-            click.secho(f"{host}: FAILED: {result['error']}", fg="red")
-            continue
-        click.secho(f"{host}:", bold=True)
-        width = max((len(r["name"]) for r in result["users"]), default=4)
-        for row in result["users"]:
-            colour = "green" if row["status"] == "ok" else "yellow"
-            click.echo(
-                f"  {row['name'].ljust(width)}  {row['password']:<24} "
-                + click.style(row["status"], fg=colour)
-            )
