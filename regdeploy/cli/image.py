@@ -1,4 +1,5 @@
-"""``regdeploy image build|load``: put a registry image on the LOCAL Docker engine without pulling."""
+"""``regdeploy image build|load``: put the registry image, or regdeploy's own sidecar image, on the
+LOCAL Docker engine without pulling."""
 
 from __future__ import annotations
 
@@ -51,26 +52,39 @@ def image_group() -> None:
       docker save registry:2 -o registry.tar   # on a machine that has it
       regdeploy image load registry.tar        # on the air-gapped one
 
-    Both work on the local engine ($DOCKER_HOST, else unix:///var/run/docker.sock).
+    regdeploy's own services (the webhook relay, registry.relay) run from its
+    sidecar image, which `up` builds when it needs it; `image build --sidecar`
+    builds it ahead (e.g. to `docker save` it for another machine):
+
+    \b
+      regdeploy image build --sidecar
+
+    All of these work on the local engine ($DOCKER_HOST, else unix:///var/run/docker.sock).
     """
 
 
 @image_group.command("build")
 @click.option(
     "--binary",
-    required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help="A CNCF distribution registry binary, e.g. /usr/bin/docker-registry (Debian's docker-registry).",
+)
+@click.option(
+    "--sidecar",
+    is_flag=True,
+    help="Build regdeploy's sidecar image instead (its services: the relay), from this machine's Python.",
 )
 @click.option(
     "--tag",
     "-t",
     metavar="NAME[:TAG]",
-    help="Image name to build.  [default: regdeploy/registry:<the binary's version>]",
+    help="Image name to build.  [default: regdeploy/registry:<the binary's version>; with --sidecar "
+    "the tag `up` asks for, regdeploy-sidecar:<version>-<source digest>]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def build_command(binary: Path, tag: str | None, as_json: bool) -> None:
-    """Build a registry image FROM scratch around a local registry binary (no pull).
+def build_command(binary: Path | None, sidecar: bool, tag: str | None, as_json: bool) -> None:
+    """Build a registry image FROM scratch around a local registry binary, or
+    regdeploy's sidecar image (--sidecar); no pull either way.
 
     The image holds the binary as /bin/registry, the shared libraries it links
     (found with ldd), a default config (filesystem storage in /var/lib/registry,
@@ -82,8 +96,20 @@ def build_command(binary: Path, tag: str | None, as_json: bool) -> None:
     Example (air-gapped host, then deploy as usual):
       regdeploy image build --binary /usr/bin/docker-registry --tag registry:2
       regdeploy up
+
+    The sidecar image holds this machine's Python interpreter and standard
+    library, regdeploy and its dependencies, and the libraries they link, FROM
+    scratch; it runs as uid 65532. Its content digest is a label: an unchanged
+    regdeploy finds it built, and `up` ships it to SSH hosts that lack it.
     """
+    if sidecar == (binary is not None):
+        raise click.UsageError("give exactly one of --binary PATH and --sidecar")
+    if sidecar:
+        _build_sidecar(tag, as_json)
+        return
+    assert binary is not None
     from regdeploy.image import build as image
+
     version = image.binary_version(binary)
     ref = tag or f"regdeploy/registry:{version}"
     client = local_engine()
@@ -92,6 +118,16 @@ def build_command(binary: Path, tag: str | None, as_json: bool) -> None:
         emit_json({"image": ref, "id": image_id, "version": version, "binary": str(binary)})
     else:
         click.echo(f"built {ref} ({image_id[:19]}): distribution {version} from {binary}")
+
+
+def _build_sidecar(tag: str | None, as_json: bool) -> None:
+    from regdeploy.image.sidecar import build_sidecar
+
+    ref, image_id = build_sidecar(local_engine(), tag, progress=progress)
+    if as_json:
+        emit_json({"image": ref, "id": image_id})
+    else:
+        click.echo(f"built {ref} ({image_id[:19]}): regdeploy's sidecar image")
 
 
 @image_group.command("load")

@@ -15,6 +15,7 @@ from regdeploy.deploy.diffs import file_diff
 from regdeploy.deploy.facts import HostFacts
 from regdeploy.deploy.render import Rendered
 from regdeploy.deploy.units import Unit
+from regdeploy.image.sidecar_ref import SIDECAR_REPOSITORY
 from regdeploy.spec.registry import RegistrySpec
 from regdeploy.transport.base import FileState
 
@@ -93,7 +94,10 @@ def make_plan(
     cert_news = None
     rewritten: list[str] = []  # paths of files being rewritten
     for ref, image_id in facts.images.items():
-        if image_id is None:
+        if image_id is None and ref.startswith(SIDECAR_REPOSITORY + ":"):
+            why = "regdeploy's sidecar image is not on the host (built here, shipped to SSH hosts)"
+            changes.append(Change("image", ref, "build", why))
+        elif image_id is None:
             changes.append(Change("image", ref, "pull", "image is not on the host"))
     if wanted.units and not facts.network:
         changes.append(Change("network", spec.network, "create", "the units' private network is missing"))
