@@ -10,7 +10,7 @@ import difflib
 from typing import Any
 
 from regdeploy.deploy.render import RenderedFile
-from regdeploy.materials.secrets import MASK
+from regdeploy.materials.secrets import MASK, mask_url_query
 
 
 def file_diff(new: RenderedFile, old: bytes | None) -> str:
@@ -64,17 +64,6 @@ def mask_config(doc: dict[str, Any]) -> None:
     redis = doc.get("redis")
     if isinstance(redis, dict) and "password" in redis:
         redis["password"] = MASK
-
-
-def mask_url_query(url: str) -> str:
-    """Query values often carry tokens (Jenkins' ?token=): keep the names, hide the values."""
-    from urllib.parse import parse_qsl, urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    query = "&".join(f"{k}={MASK}" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
-    return urlunsplit(parts._replace(query=query))
 
 
 def _htpasswd_summary(old: bytes | None, new: bytes) -> str:

@@ -58,8 +58,8 @@ def wait_ready(
     acme: bool = False,
     name: str = "",
 ) -> None:
-    """Wait until the unit *name* (container id or name *container*) serves as *probe* says; ApplyError with its log when it
-    exits, crash-loops or does not serve in time."""
+    """Wait until unit *name* (its container: id or name *container*) serves as *probe* says;
+    ApplyError with its log when it exits, crash-loops or does not serve in time."""
     deadline = time.monotonic() + timeout
     last_error = "no answer yet"
     delay = 0.05
@@ -102,9 +102,8 @@ def wait_ready(
         return
     logs = engine.container_logs(container, tail=200).decode(errors="replace")
     if any(marker in logs for marker in HTPASSWD_MISSING):
-        raise ApplyError(
-            f"the registry found no htpasswd file and made its own user{log_tail(engine, container, mask, name)}"
-        )
+        tail = log_tail(engine, container, mask, name)
+        raise ApplyError(f"the registry found no htpasswd file and made its own user{tail}")
 
 
 def log_tail(

@@ -38,6 +38,17 @@ class SecretRef:
         return f"{self.kind}:{self.name}" if self.kind != "generated" else "generated"
 
 
+def mask_url_query(url: str) -> str:
+    """Query values often carry tokens (Jenkins' ?token=): keep the names, hide the values."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = "&".join(f"{k}={MASK}" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(parts._replace(query=query))
+
+
 def secret_ref(raw: Any, where: Where, generated_key: str | None, allow_literal: bool = False) -> SecretRef:
     """Parse a reference; ``None`` means generated (stored under ``generated_key``) when allowed."""
     if raw is None:

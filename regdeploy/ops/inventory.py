@@ -65,8 +65,7 @@ def _masked(registry: Any) -> Any:
     """Literal secrets an inventory may hold, masked as in plans: http_secret, inline passwords,
     webhook header values and URL query values (tokens). References ({env: ...}) and vaulted
     placeholders stay as they are. Changes *registry* in place."""
-    from regdeploy.deploy.diffs import mask_url_query
-    from regdeploy.materials.secrets import MASK
+    from regdeploy.materials.secrets import MASK, mask_url_query
 
     if not isinstance(registry, dict):
         return registry

@@ -441,6 +441,9 @@ def _endpoint(raw: Any, where: v.Where) -> EndpointSpec:
     url = v.string(
         data.get("url"), where.child("url"), r"https?://[^\s/]+(/\S*)?", "expected an http:// or https:// URL"
     )
+    if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        # distribution writes an endpoint's URL raw into its log at every level (tried on 2.8.2).
+        where.child("url").fail("must not carry credentials (user:password@): put a token in headers")
     headers_raw = v.mapping(data.get("headers"), where.child("headers"), _AnyKey())
     headers = tuple(
         (key, secret_ref(value, where.child("headers").child(key), None, allow_literal=True))

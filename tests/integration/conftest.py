@@ -7,6 +7,7 @@ test, except the registry image ``regdeploy-test/registry:2.8.2``, kept (a rebui
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from standins import Got, StandIn
 
 from regdeploy.image.build import build_from_binary
 
@@ -76,3 +78,25 @@ def registry_image(docker_client: Any) -> str:
         )
     build_from_binary(docker_client, REGISTRY_BINARY, REGISTRY_TEST_IMAGE)
     return REGISTRY_TEST_IMAGE
+
+
+@pytest.fixture(scope="module")
+def gateway(docker_client: Any) -> str:
+    """The default bridge's gateway: where a registry container reaches this host."""
+    config = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    # Some engines leave Gateway out of the listing: the bridge then has the subnet's first address.
+    return str(config.get("Gateway") or next(ipaddress.ip_network(config["Subnet"]).hosts()))
+
+
+@pytest.fixture
+def stand_ins() -> Iterator[Callable[..., StandIn]]:
+    made: list[StandIn] = []
+
+    def make(host: str, respond: Callable[[Got], tuple[int, bytes]] = lambda g: (200, b"")) -> StandIn:
+        s = StandIn(host, respond)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()

@@ -87,9 +87,12 @@ class Deployment:
 
     def cleanup(self) -> None:
         CliRunner().invoke(cli, ["down", "--purge-data", "--yes", "-i", str(self.inventory)], env=self.env)
-        for cname in (self.name, self.name + "-regdeploy-old"):
-            with contextlib.suppress(Exception):  # usually already gone: down removed it
-                self.client.api.remove_container(cname, force=True)
+        for unit in (self.name, self.name + "-relay"):
+            for cname in (unit, unit + "-regdeploy-old"):
+                with contextlib.suppress(Exception):  # usually already gone: down removed it
+                    self.client.api.remove_container(cname, force=True)
+        with contextlib.suppress(Exception):
+            self.client.api.remove_network(self.name + "-net")
 
 
 @pytest.fixture

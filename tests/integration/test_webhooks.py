@@ -8,7 +8,6 @@ Every receiver, relay process and registry is stopped and removed by the test th
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import re
@@ -18,14 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from standins import Got, StandIn, wait_until
 from test_up import TOKEN, Deployment, push_small_image
 
 from regdeploy.cli import cli
@@ -43,110 +41,7 @@ RELAY_TOKEN = "relay-5e8a-inbound-token"
 SECRETS = (TOKEN, JENKINS_TOKEN, GITHUB_TOKEN, RELAY_TOKEN)
 
 
-# --- receivers -------------------------------------------------------------------------------------
 
-
-@dataclass
-class Got:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-    status: int = 0
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return list(self.json()["events"])
-
-
-@dataclass
-class StandIn:
-    """A stdlib HTTP server (independent of regdeploy's own receiver) that records every request."""
-
-    host: str
-    respond: Callable[[Got], tuple[int, bytes]]
-    requests: list[Got] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        outer = self
-        self._lock = threading.Lock()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                split = urlsplit(self.path)
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                got = Got(
-                    "POST",
-                    split.path,
-                    parse_qs(split.query),
-                    {k.lower(): v for k, v in self.headers.items()},
-                    body,
-                )
-                with outer._lock:
-                    status, answer = outer.respond(got)
-                    got.status = status
-                    outer.requests.append(got)
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((self.host, 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
-        self.thread.start()
-
-    @property
-    def base(self) -> str:
-        return f"http://{self.host}:{self.server.server_address[1]}"
-
-    def at(self, path: str) -> list[Got]:
-        with self._lock:
-            return [g for g in self.requests if g.path == path]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def gateway(docker_client: Any) -> str:
-    """The default bridge's gateway: where a registry container reaches this host."""
-    import ipaddress
-
-    config = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]
-    # Some engines leave Gateway out of the listing: the bridge then has the subnet's first address.
-    return str(config.get("Gateway") or next(ipaddress.ip_network(config["Subnet"]).hosts()))
-
-
-@pytest.fixture
-def stand_ins() -> Iterator[Callable[..., StandIn]]:
-    made: list[StandIn] = []
-
-    def make(host: str, respond: Callable[[Got], tuple[int, bytes]] = lambda g: (200, b"")) -> StandIn:
-        s = StandIn(host, respond)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.close()
 
 
 @pytest.fixture

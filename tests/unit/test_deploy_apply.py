@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from fakes import FakeEngine, FakeHost
 
 from regdeploy.deploy.apply import apply_plan
 from regdeploy.deploy.facts import gather
@@ -15,7 +16,6 @@ from regdeploy.errors import ApplyError, HostError
 from regdeploy.materials.host import HostMaterials, RelayMaterial, UserEntry, relay_endpoint
 from regdeploy.ops.down import take_down
 from regdeploy.spec.registry import RegistrySpec, parse_spec
-from fakes import FakeEngine, FakeHost
 
 SIDECAR = "regdeploy-sidecar:test"
 READY = "ready"  # what the fake engine logs; the units below wait for it instead of an HTTP probe
@@ -55,7 +55,8 @@ def converge(host: FakeHost, s: RegistrySpec) -> Plan:
     facts = gather(host, s, rendered, units)  # type: ignore[arg-type]
     wanted = log_probed(wanted_for(s, rendered, facts.images, SIDECAR))
     plan = make_plan(s, rendered, facts, wanted)
-    apply_plan(host, s, rendered, plan, wanted, None, lambda m: None, str, lambda ref: host.engine().images[ref])  # type: ignore[arg-type]
+    images = host.engine().images
+    apply_plan(host, s, rendered, plan, wanted, None, lambda m: None, str, images.__getitem__)  # type: ignore[arg-type]
     return plan
 
 
@@ -82,7 +83,11 @@ def test_units_start_in_dependency_order_on_their_network(host: FakeHost) -> Non
     registry = engine.by_name("registry")
     assert registry is not None
     hc = registry["HostConfig"]
-    assert (hc["ReadonlyRootfs"], hc["CapDrop"], hc["SecurityOpt"]) == (True, ["ALL"], ["no-new-privileges:true"])
+    assert (hc["ReadonlyRootfs"], hc["CapDrop"], hc["SecurityOpt"]) == (
+        True,
+        ["ALL"],
+        ["no-new-privileges:true"],
+    )
     assert hc["NetworkMode"] == "registry-net"
     assert registry["Config"]["User"] == "65532:65532"
     # What the units read belongs to their user and stays private.

@@ -183,7 +183,9 @@ def test_mode_drift_is_a_chmod() -> None:
     rendered = render(s, materials())
     facts = matching_facts(s, rendered)
     paths = dict(facts.paths)
-    paths["/srv/reg/certs/server.key"] = FileState("file", 0o644, paths["/srv/reg/certs/server.key"].sha256, 65532, 65532)  # type: ignore[union-attr]
+    key = paths["/srv/reg/certs/server.key"]
+    assert key is not None
+    paths["/srv/reg/certs/server.key"] = FileState("file", 0o644, key.sha256, 65532, 65532)
     plan = make_plan(
         s,
         rendered,

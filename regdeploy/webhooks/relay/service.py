@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from regdeploy.materials.secrets import Masker, SecretResolver
+from regdeploy.materials.secrets import Masker, SecretResolver, mask_url_query
 from regdeploy.webhooks.client import describe_failure, post
 from regdeploy.webhooks.envelope import EnvelopeError, EventSummary, decode
 from regdeploy.webhooks.receiver import Receiver, Reply, Request
@@ -225,13 +225,13 @@ class Relay:
         took = time.monotonic() - start
         if result.outcome == "delivered":
             queue.done(item)
-            self.log(
-                f"{target.name}: delivered push {ref} to {target.endpoint} ({result.detail}, {took:.3f}s)"
-            )
+            url = mask_url_query(target.endpoint)  # a ?token= stays out of the log
+            self.log(f"{target.name}: delivered push {ref} to {url} ({result.detail}, {took:.3f}s)")
             return 0
         if result.outcome == "refused":
             where = queue.fail(item, result.detail)
-            self.log(f"{target.name}: {target.endpoint} refused push {ref}: {result.detail}; kept in {where}")
+            url = mask_url_query(target.endpoint)
+            self.log(f"{target.name}: {url} refused push {ref}: {result.detail}; kept in {where}")
             return 0
         attempts += 1
         delay = backoff(attempts, self.config.retry_initial, self.config.retry_max, result.retry_after)
