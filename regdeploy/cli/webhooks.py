@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from regdeploy.cli.common import emit_json, host_options, progress
-from regdeploy.errors import EXIT_FAILED, EXIT_OK, InputError, RegdeployError
+from regdeploy.errors import EXIT_FAILED, EXIT_OK
 from regdeploy.webhooks.envelope import SAMPLE_REPOSITORY, SAMPLE_TAG
 
 if TYPE_CHECKING:
     from regdeploy.webhooks.listener import Received
-    from regdeploy.webhooks.sender import Delivery
 
 # Docker's reference grammar for a repository path and a tag.
 _REPOSITORY_RE = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
@@ -109,36 +108,10 @@ def test_command(
       regdeploy webhooks test
       regdeploy webhooks test -e jenkins --repository team/app --tag v1.2.3
     """
-    from regdeploy.ops.fanout import fan_out
-    from regdeploy.ops.run import HostJob, prepare
-    from regdeploy.webhooks.envelope import media_type
-    from regdeploy.webhooks.sender import sample_for, test_endpoints
+    from regdeploy.ops.webhooks import send_samples
 
-    run = prepare(inventory, limit, render_files=False)
-    known = {e.name for job in run.jobs for e in job.materials.endpoints}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        listed = ", ".join(sorted(known)) or "none are configured"
-        raise InputError(f"--endpoint {unknown[0]!r}: no such notification endpoint (known: {listed})")
-
-    def one(job: HostJob) -> list[Delivery]:
-        envelope = sample_for(job.name, job.vars, job.spec, repository, tag)
-        return test_endpoints(job.materials.endpoints, envelope, names, run.masker.mask)
-
-    results = fan_out(run.jobs, lambda j: j.name, one, forks)
-    versions = {job.name: job.spec.version for job in run.jobs}
-    hosts: dict[str, dict[str, Any]] = {}
-    for name, result in results.items():
-        if isinstance(result, RegdeployError):
-            hosts[name] = {"ok": False, "endpoints": [], "error": run.masker.mask(str(result))}
-            continue
-        hosts[name] = {
-            "ok": all(d.ok for d in result),
-            "media_type": media_type(versions[name]),
-            "endpoints": [d.as_json() for d in result],
-            "error": None,
-        }
-    payload = {"ok": all(h["ok"] for h in hosts.values()), "hosts": hosts}
+    payload = send_samples(inventory, limit, forks, names, repository, tag)
+    hosts = payload["hosts"]
     if as_json:
         emit_json(payload)
     else:
@@ -232,7 +205,7 @@ def listen_command(
       notifications: {endpoints: [{name: debug, url: "http://172.17.0.1:5080/"}]}
       regdeploy webhooks listen --bind 172.17.0.1 --count 1 --timeout 60
     """
-    from regdeploy.webhooks.listener import Listener
+    from regdeploy.ops.webhooks import listen
 
     def show(received: Received) -> None:
         if as_json:
@@ -240,17 +213,7 @@ def listen_command(
         else:
             click.echo(received.summary.line())
 
-    try:
-        listener = Listener(bind, port, count=count, fail_first=fail_first, on_event=show)
-    except OSError as exc:
-        raise RegdeployError(f"cannot listen on {bind}:{port}: {exc.strerror or exc}") from None
-    with listener:
-        progress(f"listening on {listener.url}")
-        try:
-            reached = listener.wait(timeout)
-        except KeyboardInterrupt:
-            reached = True  # stopped by the person watching: not a failure
-    received = len(listener.events)
+    reached, received = listen(bind, port, count, timeout, fail_first, show, progress)
     progress(f"received {received} event{'s' if received != 1 else ''}")
     sys.exit(EXIT_OK if reached else EXIT_FAILED)
 
@@ -337,44 +300,16 @@ def relay_command(
           --bind 172.17.0.1 --repository 'team/*' --tag 'v*'
     Then point an endpoint at it: url: http://172.17.0.1:5080/
     """
-    from regdeploy.materials.secrets import Masker, SecretResolver
-    from regdeploy.materials.state import StateStore
-    from regdeploy.webhooks.relay.config import parse_config, read_config_file
-    from regdeploy.webhooks.relay.service import Relay
+    from regdeploy.ops.webhooks import check_relay, relay_config, start_relay
 
-    target_options = {
-        "--github": github_repo, "--token-env": token_env, "--token-file": token_file, "--api-url": api_url,
-        "--event-type": event_type, "--repository": repositories or None, "--tag": tags or None,
-    }  # fmt: skip
-    raw: Any
-    if config_path is not None:
-        given = [name for name, value in target_options.items() if value is not None]
-        if given:
-            raise InputError(f"{given[0]}: describe targets in {config_path}, or leave out --config")
-        raw = read_config_file(config_path)
-        source, base = str(config_path), config_path.parent
-    else:
-        raw = _raw_from_options(
-            github_repo, token_env, token_file, api_url, event_type, repositories, tags, queue_dir
-        )
-        source, base = "command line", None
-    if isinstance(raw, dict):
-        if bind is not None or port is not None:
-            listen = dict(raw.get("listen") or {})
-            listen.update({k: v for k, v in (("bind", bind), ("port", port)) if v is not None})
-            raw["listen"] = listen
-        if queue_dir is not None:
-            raw["queue"] = {**(raw.get("queue") or {}), "dir": str(queue_dir)}
-    config = parse_config(raw, source, base)
-
-    masker = Masker()
-    resolver = SecretResolver(StateStore(config.queue_dir), masker)
+    config = relay_config(config_path, bind, port, queue_dir, github_repo, token_env, token_file, api_url,
+                          event_type, repositories, tags)  # fmt: skip
 
     def log(message: str) -> None:
         click.echo(f"relay: {message}", err=True)
 
     if check:
-        Relay.check(config, resolver)
+        check_relay(config)
         for t in config.targets:
             click.echo(
                 f"{t.name}: {t.type} -> {t.endpoint} for repositories {', '.join(t.repositories)} "
@@ -384,44 +319,7 @@ def relay_command(
             f"listen on {config.bind}:{config.port}; queue {config.queue_dir} (max {config.max_events})"
         )
         return
-    try:
-        relay = Relay(config, resolver, masker, log)
-        relay.start()
-    except OSError as exc:
-        where = exc.filename or f"{config.bind}:{config.port}"
-        raise RegdeployError(f"relay cannot start: {where}: {exc.strerror or exc}") from None
-    _serve_until_signalled(relay.stop)
-
-
-def _raw_from_options(
-    github_repo: str | None,
-    token_env: str | None,
-    token_file: Path | None,
-    api_url: str | None,
-    event_type: str | None,
-    repositories: tuple[str, ...],
-    tags: tuple[str, ...],
-    queue_dir: Path | None,
-) -> dict[str, Any]:
-    if github_repo is None:
-        raise InputError("give --config FILE, or --github OWNER/REPO with --token-env or --token-file")
-    if (token_env is None) == (token_file is None):
-        raise InputError("--github needs exactly one of --token-env VARIABLE or --token-file PATH")
-    if queue_dir is None:
-        raise InputError("--queue-dir is required without --config: where undelivered events are kept")
-    target: dict[str, Any] = {
-        "name": "github",
-        "type": "github",
-        "repository": github_repo,
-        "token": {"env": token_env} if token_env else {"file": str(token_file)},
-        "repositories": list(repositories) or None,
-        "tags": list(tags) or None,
-    }
-    if api_url is not None:
-        target["api_url"] = api_url
-    if event_type is not None:
-        target["event_type"] = event_type
-    return {"targets": [target]}
+    _serve_until_signalled(start_relay(config, log).stop)
 
 
 def _serve_until_signalled(stop: Callable[[], None]) -> None:
