@@ -27,7 +27,9 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from deploytools import push_small_image
 from lab import Lab, LabHost, lab_fixture
+from standins import StandIn, wait_until
 
 from regdeploy.cli import cli
 from regdeploy.verify.registry_api import RegistryClient
@@ -442,3 +444,56 @@ def test_certs_trust_over_ssh_installs_then_removes_the_ca(
     finally:
         extra.unlink()
         lab2.sh(f"rm -rf {certs_d}/{lab1.ip}:5001", check=False)
+
+
+# --- units over SSH: the relay next to the registry on a lab host -----------------------------------------
+
+
+def test_relay_unit_on_a_lab_host_relays_a_push_and_keeps_its_queue(
+    tmp_path: Path, lab: Lab, registry_image: str, stand_ins: Any
+) -> None:
+    """The sidecar image is built here and shipped (the lab host cannot pull); the relay on the lab
+    host delivers to a stand-in on the lab network's gateway (this machine), keeps an undelivered
+    event across `down`/`up`, and a second `up` changes nothing."""
+    lab1 = lab.hosts[0]
+    gateway = lab.network.attrs["IPAM"]["Config"][0]["Gateway"]
+    answer = {"status": 200}
+    target: StandIn = stand_ins(gateway, lambda g: (answer["status"], b""))
+    f = Fleet(tmp_path / "inv", lab, registry_image, name="relayed")
+    relay = {
+        "targets": [{"name": "ci", "type": "generic", "url": f"{target.base}/hook"}],
+        "retry": {"initial": "200ms", "max": "1s"},
+    }
+    f.host(lab1, ansible_user="root", registry={
+        "port": 5011, "config_dir": "/srv/relayed/config", "data_dir": "/srv/relayed/data", "relay": relay,
+    })  # fmt: skip
+    try:
+        first = f.json("up")
+        done = [(c["resource"], c["action"]) for c in first["hosts"]["lab1"]["changes"]]
+        sidecar = next(r for r, a in done if r.startswith("image:regdeploy-sidecar:"))
+        assert (sidecar, "build") in done
+        containers = [r for r, _ in done if r.startswith("container:")]
+        assert containers == ["container:relayed-relay", "container:relayed"]
+        assert "relayed-relay" in lab1.docker("ps --format '{{.Names}}'")
+
+        def delivered() -> list[Any]:
+            return [g for g in target.at("/hook") if g.status == 200]
+
+        api = f.api(lab1, 5011)
+        digest = push_small_image(api, "team/app")
+        wait_until(lambda: len(delivered()) == 1, "the relay's delivery")
+        assert delivered()[0].json()["digest"] == digest
+        assert f.json("up")["changed"] is False
+
+        answer["status"] = 503
+        queued = push_small_image(api, "team/later")
+        wait_until(lambda: len(target.at("/hook")) >= 3, "a refused delivery")
+        assert f.run("down").exit_code == 0
+        answer["status"] = 200
+        f.json("up")
+        wait_until(lambda: len(delivered()) == 2, "the queued event after down/up")
+        assert delivered()[1].json()["digest"] == queued
+    finally:
+        f.cleanup()
+    assert "relayed" not in lab1.docker("ps -a --format '{{.Names}}'")
+    assert "relayed-net" not in lab1.docker("network ls --format '{{.Name}}'")
