@@ -1,4 +1,4 @@
-"""`certs show` statuses and `certs trust` file handling, on plain directories."""
+"""certs/show.py: `certs show` statuses, read without changing anything."""
 
 from __future__ import annotations
 
@@ -11,21 +11,14 @@ import pytest
 from regdeploy import pki
 from regdeploy.certs.issue import TlsIssuer
 from regdeploy.certs.show import host_certs, hosts_json, server_status
-from regdeploy.certs.trust import (
-    LocalFiles,
-    SystemStore,
-    TrustItem,
-    apply_system_trust,
-    apply_trust,
-    registry_addresses,
-)
-from regdeploy.errors import HostError
 from regdeploy.materials.host import host_sans
 from regdeploy.materials.secrets import Masker, SecretResolver
 from regdeploy.materials.state import StateStore
 from regdeploy.spec.registry import parse_spec
 
 NOW = datetime(2030, 6, 1, tzinfo=UTC)
+
+
 LOCAL = {"ansible_connection": "local"}
 
 
@@ -75,53 +68,6 @@ def test_host_certs_reads_state_and_deployed_without_changing_anything(tmp_path:
     assert set(row) >= {"subject", "sans", "issuer", "key_type", "not_after", "days_left", "status"}
     assert row["key_type"] == "ecdsa-p256" and row["days_left"] == 397 and "localhost" in row["sans"]
     assert "PRIVATE" not in repr(payload)
-
-
-def test_registry_addresses() -> None:
-    tls = {
-        "sans": ["*.corp.example", "reg.corp.example", "fd00::5"],
-        "external_url": "https://pull.example.com",
-    }
-    spec = parse_spec("localhost", {"port": 5443, "tls": tls})
-    here = registry_addresses("localhost", LOCAL, spec, same_machine=True)
-    # external_url with its own port (443: no port in the name), then every SAN on the registry's port.
-    assert here == ["pull.example.com", "localhost:5443", "127.0.0.1:5443", "pull.example.com:5443",
-                    "reg.corp.example:5443", "[fd00::5]:5443"]  # fmt: skip
-    elsewhere = registry_addresses("localhost", LOCAL, spec, same_machine=False)
-    assert "localhost:5443" not in elsewhere and "127.0.0.1:5443" not in elsewhere
-
-
-def test_apply_trust_installs_is_idempotent_and_removes_only_its_own(tmp_path: Path) -> None:
-    ca, other = ca_pair()[0], ca_pair("Other")[0]
-    certs_d = str(tmp_path / "certs.d")
-    items = [TrustItem("reg1", "reg1:5000", ca), TrustItem("reg1", "10.0.0.7:5000", ca)]
-    changes, _ = apply_trust(LocalFiles(), certs_d, items, remove=False)
-    assert [c.action for c in changes] == ["create", "create"]
-    path = tmp_path / "certs.d" / "reg1:5000" / "ca.crt"
-    assert path.read_bytes() == ca and path.stat().st_mode & 0o777 == 0o644
-    assert apply_trust(LocalFiles(), certs_d, items, remove=False) == ([], [])
-    # Someone else's file beside ours, and another CA at one address: both survive the removal.
-    (tmp_path / "certs.d" / "reg1:5000" / "client.cert").write_bytes(b"x")
-    (tmp_path / "certs.d" / "10.0.0.7:5000" / "ca.crt").write_bytes(other)
-    changes, notes = apply_trust(LocalFiles(), certs_d, items, remove=True)
-    assert [c.action for c in changes] == ["remove"]
-    assert notes == [f"{certs_d}/10.0.0.7:5000/ca.crt is not reg1's CA: left in place"]
-    assert not path.exists() and (tmp_path / "certs.d" / "reg1:5000" / "client.cert").exists()
-
-
-def test_system_store_adds_removes_and_refreshes(tmp_path: Path) -> None:
-    ca = ca_pair()[0]
-    marker = tmp_path / "refreshed"
-    store = SystemStore(tmp_path / "anchors" / "regdeploy", ("sh", "-c", f"echo x >> {marker}"))
-    added = apply_system_trust(store, {"reg1": ca}, remove=False)
-    assert len(added) == 1 and Path(added[0].path).read_bytes() == ca
-    assert apply_system_trust(store, {"reg1": ca}, remove=False) == []
-    assert marker.read_text() == "x\n"  # refreshed once: only when something changed
-    assert len(apply_system_trust(store, {"reg1": ca}, remove=True)) == 1
-    assert not store.anchors.exists()
-    broken = SystemStore(tmp_path / "b", ("sh", "-c", "echo 'no store here' >&2; exit 3"))
-    with pytest.raises(HostError, match="no store here"):
-        apply_system_trust(broken, {"reg1": ca}, remove=False)
 
 
 def test_hosts_json_for_an_error() -> None:
