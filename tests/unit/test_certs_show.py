@@ -17,8 +17,6 @@ from regdeploy.materials.state import StateStore
 from regdeploy.spec.registry import parse_spec
 
 NOW = datetime(2030, 6, 1, tzinfo=UTC)
-
-
 LOCAL = {"ansible_connection": "local"}
 
 

@@ -20,8 +20,6 @@ from regdeploy.errors import HostError
 from regdeploy.spec.registry import parse_spec
 
 NOW = datetime(2030, 6, 1, tzinfo=UTC)
-
-
 LOCAL = {"ansible_connection": "local"}
 
 
