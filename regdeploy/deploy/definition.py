@@ -42,7 +42,7 @@ def definition(unit: Unit, image_id: str | None, start_digest: str) -> Definitio
         "network": unit.network,
         "aliases": list(unit.aliases),
         "run": {
-            "user": unit.run.user,
+            "user": unit.run.effective_user,
             "read_only": unit.run.read_only,
             "cap_add": list(unit.run.cap_add),
             "memory": unit.run.memory,
@@ -89,7 +89,7 @@ def create_body(unit: Unit, wanted: Definition, unit_labels: Mapping[str, str]) 
         "Image": wanted["image_id"] or unit.image,
         "Cmd": list(unit.command),
         "Env": [f"{k}={v}" for k, v in sorted(unit.env.items())],
-        "User": run.user,
+        "User": run.effective_user,
         "Labels": dict(unit_labels),
         "ExposedPorts": {p.container: {} for p in unit.ports},
         "HostConfig": host_config,

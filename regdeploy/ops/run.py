@@ -39,6 +39,18 @@ class HostJob:
         pay for the Jinja templates."""
         return render(self.spec, self.materials)
 
+    def on_host(self, identity: tuple[int, int]) -> HostJob:
+        """This job with its units' users settled for a host where files are written as *identity*:
+        a host user that is not root cannot hand files to another uid, so its units run as it."""
+        import dataclasses
+
+        spec = self.spec
+        run = spec.run.on_host(identity)
+        relay = spec.relay and dataclasses.replace(spec.relay, run=spec.relay.run.on_host(identity))
+        if run == spec.run and relay == spec.relay:
+            return self
+        return dataclasses.replace(self, spec=dataclasses.replace(spec, run=run, relay=relay))
+
     @cached_property
     def sidecar_image(self) -> str:
         """The image of regdeploy's own units: the inventory's, or the one regdeploy builds."""
@@ -149,6 +161,7 @@ def up_host(
 
     transport = open_transport(job.name, job.vars, say)
     try:
+        job = job.on_host(transport.identity())
         facts = gather(transport, job.spec, job.rendered, job.units, want_contents=with_diff)
         wanted = job.wanted(facts.images)
         tls_reason = job.materials.tls.reason if job.materials.tls else None

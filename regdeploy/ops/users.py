@@ -60,6 +60,7 @@ def push_htpasswd(job: HostJob, masker: Masker, progress: Callable[[str, str], N
     path = f"{job.spec.config_dir}/auth/htpasswd"
     transport = open_transport(job.name, job.vars)
     try:
+        job = job.on_host(transport.identity())
         facts = gather(transport, job.spec, job.rendered, job.units)
         if facts.container(job.spec.name) is None or facts.paths.get(f"{job.spec.config_dir}/auth") is None:
             raise HostError(f"{job.name}: no registry deployed here yet: run `regdeploy up` first")

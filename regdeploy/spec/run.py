@@ -33,23 +33,29 @@ _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 @dataclass(frozen=True)
 class RunSpec:
-    user: str = DEFAULT_USER  # "UID:GID", numeric: files on the host are chowned to it
+    # "UID:GID", numeric: files on the host are chowned to it. None: DEFAULT_USER where regdeploy
+    # works on the host as root, else the host user it works as (who cannot chown to another).
+    user: str | None = None
     memory: int = 512 << 20  # bytes; also the memory+swap limit (no swap)
     pids: int = 256
     read_only: bool = True
     cap_add: tuple[str, ...] = ()
 
     @property
-    def uid(self) -> int:
-        return int(self.user.partition(":")[0])
-
-    @property
-    def gid(self) -> int:
-        return int(self.user.partition(":")[2] or self.user.partition(":")[0])
+    def effective_user(self) -> str:
+        return self.user or DEFAULT_USER
 
     @property
     def owner(self) -> tuple[int, int]:
-        return self.uid, self.gid
+        uid, _, gid = self.effective_user.partition(":")
+        return int(uid), int(gid or uid)
+
+    def on_host(self, identity: tuple[int, int]) -> RunSpec:
+        """With the user settled for a host where regdeploy writes files as *identity* (uid, gid)."""
+        uid, gid = identity
+        if self.user is not None or uid == 0:
+            return self  # root hands the files to DEFAULT_USER
+        return replace(self, user=f"{uid}:{gid}")
 
 
 # Defaults per kind of unit, measured on the units idle and under a push (docs/units.md).

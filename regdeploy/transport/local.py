@@ -74,6 +74,9 @@ class LocalTransport:
         except OSError as exc:
             raise TransportError(f"{self.host}: cannot chown {path}: {exc.strerror}") from None
 
+    def identity(self) -> tuple[int, int]:
+        return os.geteuid(), os.getegid()
+
     def remove_tree(self, path: str) -> None:
         try:
             shutil.rmtree(path)

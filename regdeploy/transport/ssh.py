@@ -141,6 +141,7 @@ class SSHTransport:
         self._clients: list[paramiko.SSHClient] = []  # jump hosts first, the host itself last
         self._sftp: paramiko.SFTPClient | None = None
         self._engine: ChannelEngine | None = None
+        self._identity: tuple[int, int] | None = None
         self._opener: FirstThenOpen | None = None
         self._docker: Any = None
         self._cleaned_dirs: set[str] = set()
@@ -469,6 +470,16 @@ class SSHTransport:
             ["chown", "-h", *flags, f"{uid}:{gid}", "--", path], f"cannot chown {path}"
         )
 
+    def identity(self) -> tuple[int, int]:
+        if self._identity is None:
+            out = self._checked(["sh", "-c", "id -u; id -g"], "cannot tell which user writes files")
+            try:
+                uid, gid = (int(x) for x in out.split())
+            except ValueError:
+                raise TransportError(f"{self.host}: unexpected answer of `id`: {out[:100]!r}") from None
+            self._identity = (uid, gid)
+        return self._identity
+
     def chmod(self, path: str, mode: int) -> None:
         try:
             self._sftp_client().chmod(path, mode)
@@ -480,10 +491,11 @@ class SSHTransport:
         if result.code == 0:
             return
         if "Permission denied" in result.err and not self.target.sudo and self.target.hop.user != "root":
-            # The usual case: the registry container (root) wrote the data; the login user may not delete it.
+            # Files of another user: a registry of an earlier version (root) or a registry.run.user
+            # other than the login user wrote them; the login user may not delete them.
             raise TransportError(
-                f"{self.host}: cannot remove {path}: permission denied for {self.target.hop.user} (the "
-                "registry writes its data as root): set ansible_become: true, or remove it as root"
+                f"{self.host}: cannot remove {path}: permission denied for {self.target.hop.user} (files "
+                "there belong to another user): set ansible_become: true, or remove it as root"
             )
         detail = " ".join(result.err.split())[:300] or f"exit code {result.code}"
         raise TransportError(f"{self.host}: cannot remove {path}: {detail}")

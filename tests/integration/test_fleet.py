@@ -146,9 +146,14 @@ def test_up_deploys_all_three_in_parallel_and_a_rerun_changes_nothing(
         assert f.api(host, port).request("GET", "/v2/").status == 200
         assert host.docker(f"image inspect --format '{{{{.Id}}}}' {registry_image}").strip() == wanted_id
         config = "/home/ops/regdeploy/config" if host.name == "lab3" else "/etc/regdeploy"
-        owner, mode = host.sh(f"stat -c '%U %a' {config}/certs/server.key").split()
-        assert owner == {"lab1": "root", "lab2": "root", "lab3": "ops"}[host.name]  # lab2: root via sudo
+        owner, mode = host.sh(f"stat -c '%u %a' {config}/certs/server.key").split()
+        # The registry's user owns what it reads: 65532 where regdeploy works as root (lab2: via
+        # sudo); ops itself on lab3, which cannot hand files to another uid (its registry runs as ops).
+        ops_uid = host.sh("id -u ops").strip()
+        assert owner == {"lab1": "65532", "lab2": "65532", "lab3": ops_uid}[host.name]
         assert mode == "600"
+        user = host.docker("inspect --format '{{.Config.User}}' registry").strip()
+        assert user == ("65532:65532" if host.name != "lab3" else f"{ops_uid}:{host.sh('id -g ops').strip()}")
 
     before = {h.name: h.docker("inspect --format '{{.Id}} {{.State.StartedAt}}' registry") for h in lab.hosts}
     start = time.monotonic()
@@ -402,18 +407,22 @@ def test_connection_dropped_mid_apply_then_rerun_converges(
 
 def test_down_purges_hosts_and_says_when_it_may_not(fleet: tuple[Fleet, Result, float], lab: Lab) -> None:
     f, _, _ = fleet
+    # Put one file of root's into ops' data dir, as a root-run registry of an earlier version left it.
+    lab3 = host_named(lab, "lab3")
+    lab3.sh("mkdir -p /home/ops/regdeploy/data/docker/old && touch /home/ops/regdeploy/data/docker/old/x")
     report = f.json("down", "--purge-data", "--yes", code=1)
     for host in lab.hosts:
         assert host.docker("ps -aq --filter name=^/registry$").strip() == ""
     for name in ("lab1", "lab2"):  # root, and deploy through sudo
         assert report["hosts"][name]["ok"] and report["hosts"][name]["changed"]
         assert host_named(lab, name).sh("ls -d /etc/regdeploy /var/lib/regdeploy 2>/dev/null; true") == ""
-    # ops without sudo cannot delete what the registry (root) wrote: a clear line, not a crash. As in
-    # `up --json`, the error does not repeat the host name that keys it.
+    # ops without sudo cannot delete root's files: a clear line, not a crash. As in `up --json`, the
+    # error does not repeat the host name that keys it. What its registry wrote (as ops) is gone.
     assert report["hosts"]["lab3"]["error"] == (
-        "cannot remove /home/ops/regdeploy/data: permission denied for ops (the registry writes its "
-        "data as root): set ansible_become: true, or remove it as root"
+        "cannot remove /home/ops/regdeploy/data: permission denied for ops (files there belong to "
+        "another user): set ansible_become: true, or remove it as root"
     )
+    lab3.sh("rm -rf /home/ops/regdeploy")
 
 
 def test_certs_trust_over_ssh_installs_then_removes_the_ca(

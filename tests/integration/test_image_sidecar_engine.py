@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,6 +46,7 @@ print(json.dumps({
     "openssl": ssl.OPENSSL_VERSION, "sqlite": sqlite3.sqlite_version, "curve": key.curve.name,
     "bcrypt": bcrypt.checkpw(b"pw", bcrypt.hashpw(b"pw", bcrypt.gensalt(4))),
     "sha256": hashlib.sha256(b"").hexdigest(), "stdlib": sysconfig.get_paths()["stdlib"],
+    "ca_certs": ssl.create_default_context().cert_store_stats()["x509_ca"],
     "yaml": yaml.safe_load("a: 1"), "jinja2": jinja2.Template("{{ x }}").render(x="ok"),
     "version": importlib.metadata.version("regdeploy"), "encoding": sys.getfilesystemencoding(),
 }))
@@ -84,7 +84,9 @@ def test_the_image_is_labelled_small_and_runs_as_its_user(docker_client, sidecar
     assert config["Entrypoint"] == [PYTHON_IN_IMAGE, "-m", "regdeploy"]
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["PYTHONUNBUFFERED"] == "1"
-    assert set(env) <= {"PATH", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONSAFEPATH"}
+    known = {"PATH", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONSAFEPATH",
+             "SSL_CERT_FILE"}  # fmt: skip
+    assert set(env) <= known  # nothing secret, nothing of this machine's environment
     assert len(image.attrs["RootFS"]["Layers"]) == 1
     assert image.attrs["Size"] < MAX_SIZE, f"sidecar image is {image.attrs['Size'] / 1e6:.1f} MB"
 
@@ -92,9 +94,7 @@ def test_the_image_is_labelled_small_and_runs_as_its_user(docker_client, sidecar
 def test_an_unchanged_package_finds_its_image_without_building(docker_client, sidecar):
     _, image_id = sidecar
     said: list[str] = []
-    started = time.monotonic()
     assert build_sidecar(docker_client, tag=TAG, progress=said.append) == (TAG, image_id)
-    assert time.monotonic() - started < 30
     assert len(said) == 1 and "already built" in said[0]
     assert not any("Step" in line for line in said)
 
@@ -121,6 +121,7 @@ def test_hardened_its_python_has_the_stdlib_and_every_dependency(docker_client, 
     ]
     assert facts["user"] == "regdeploy" and facts["uid"] == 65532 and facts["home"] == "/nonexistent"
     assert facts["curve"] == "secp256r1" and facts["bcrypt"] is True
+    assert facts["ca_certs"] > 100  # certifi's bundle: the relay can verify public HTTPS targets
     assert facts["sha256"].startswith("e3b0c442")
     assert facts["openssl"].startswith("OpenSSL") and facts["sqlite"]
     assert facts["yaml"] == {"a": 1} and facts["jinja2"] == "ok"

@@ -161,6 +161,9 @@ class FakeHost:
     def chown(self, path: str, uid: int, gid: int, recursive: bool = False) -> None:
         self.owners[path] = (uid, gid)
 
+    def identity(self) -> tuple[int, int]:
+        return 0, 0
+
     def makedirs(self, path: str, mode: int) -> None:
         self.dirs[path] = mode
 
