@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Any
 from regdeploy.errors import InputError, RegdeployError
 
 if TYPE_CHECKING:
+    from regdeploy.ops.run import HostJob
+    from regdeploy.webhooks.envelope import Envelope
     from regdeploy.webhooks.listener import Received
     from regdeploy.webhooks.relay.config import RelayConfig
     from regdeploy.webhooks.relay.service import Relay
+    from regdeploy.webhooks.sender import Delivery
 
 
 # --- test ------------------------------------------------------------------------------------------
@@ -27,9 +30,9 @@ def send_samples(
     """Send a sample push of ``repository:tag`` to each endpoint (only *names* if given), as each
     host's registry would; ``webhooks test --json``'s object."""
     from regdeploy.ops.fanout import fan_out
-    from regdeploy.ops.run import HostJob, prepare
+    from regdeploy.ops.run import prepare
     from regdeploy.webhooks.envelope import media_type
-    from regdeploy.webhooks.sender import Delivery, sample_for, test_endpoints
+    from regdeploy.webhooks.sender import sample_for, test_endpoints
 
     run = prepare(inventory, limit, render_files=False)
     known = {e.name for job in run.jobs for e in job.materials.endpoints}
@@ -39,8 +42,14 @@ def send_samples(
         raise InputError(f"--endpoint {unknown[0]!r}: no such notification endpoint (known: {listed})")
 
     def one(job: HostJob) -> list[Delivery]:
+        from regdeploy.materials.host import RELAY_ENDPOINT
+
         envelope = sample_for(job.name, job.vars, job.spec, repository, tag)
-        return test_endpoints(job.materials.endpoints, envelope, names, run.masker.mask)
+        others = [e for e in job.materials.endpoints if e.name != RELAY_ENDPOINT]
+        out = test_endpoints(others, envelope, names, run.masker.mask)
+        if job.spec.relay is not None and (not names or RELAY_ENDPOINT in names):
+            out.append(through_relay(job, envelope, run.masker.mask))
+        return out
 
     results = fan_out(run.jobs, lambda j: j.name, one, forks)
     versions = {job.name: job.spec.version for job in run.jobs}
@@ -56,6 +65,56 @@ def send_samples(
             "error": None,
         }
     return {"ok": all(h["ok"] for h in hosts.values()), "hosts": hosts}
+
+
+# The deployed relay listens on its registry's private network only: the sample reaches it from
+# inside its own container, as the registry's would, with the token read there from its file.
+_RELAY_POST = """
+import http.client, sys, time
+token = open({token_file!r}).read()
+conn = http.client.HTTPConnection("127.0.0.1", {port}, timeout=10)
+start = time.monotonic()
+conn.request("POST", "/events", body=sys.argv[1].encode(),
+             headers={{"Content-Type": sys.argv[2], "User-Agent": "Go-http-client/1.1", {header!r}: token}})
+answer = conn.getresponse()
+text = " ".join(answer.read(300).decode(errors="replace").split())
+print(answer.status, round(time.monotonic() - start, 4), answer.reason, text)
+"""
+
+
+def through_relay(job: HostJob, envelope: Envelope, mask: Callable[[str], str]) -> Delivery:
+    """``webhooks test`` for the deployed relay (``registry.relay``): post the sample inside its unit."""
+    import time
+
+    from regdeploy.deploy.render import RELAY_CONTAINER_DIR, RELAY_PORT
+    from regdeploy.deploy.units import relay_name
+    from regdeploy.image.sidecar import PYTHON_IN_IMAGE
+    from regdeploy.materials.host import RELAY_ENDPOINT, RELAY_TOKEN_HEADER
+    from regdeploy.transport import open_transport
+    from regdeploy.webhooks.sender import Delivery
+
+    unit = relay_name(job.spec)
+    url = f"http://{unit}:{RELAY_PORT}/events"
+    script = _RELAY_POST.format(token_file=f"{RELAY_CONTAINER_DIR}/inbound.token", port=RELAY_PORT,
+                                header=RELAY_TOKEN_HEADER)  # fmt: skip
+    transport = open_transport(job.name, job.vars)
+    start = time.monotonic()
+    try:
+        argv = [PYTHON_IN_IMAGE, "-c", script, envelope.body.decode(), envelope.media_type]
+        code, output = transport.engine().exec_run(unit, argv)
+    except RegdeployError as exc:
+        why = getattr(exc, "explanation", None) or str(exc)
+        detail = f"the relay unit {unit} cannot be reached: {why} (run `regdeploy up`)"
+        return Delivery(RELAY_ENDPOINT, url, True, None, time.monotonic() - start, mask(detail))
+    finally:
+        transport.close()
+    words = output.decode(errors="replace").split(maxsplit=3)
+    if code != 0 or len(words) < 3 or not words[0].isdigit():
+        detail = " ".join(output.decode(errors="replace").split())[-300:] or f"exit code {code}"
+        return Delivery(RELAY_ENDPOINT, url, True, None, time.monotonic() - start, mask(detail))
+    status, seconds = int(words[0]), float(words[1])
+    detail = " ".join(words[2:])
+    return Delivery(RELAY_ENDPOINT, url, True, status, seconds, mask(detail))
 
 
 # --- listen ----------------------------------------------------------------------------------------

@@ -70,6 +70,11 @@ class Engine(Protocol):
 
     def container_logs(self, ref: str, tail: int = 200) -> bytes: ...
 
+    def exec_run(self, ref: str, argv: list[str]) -> tuple[int, bytes]:
+        """Run *argv* in the running container (its own user); (exit code, stdout and stderr).
+        argv is visible to the host's processes: never put a secret there."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -213,6 +218,15 @@ class HttpEngine:
         query = {"stdout": "1", "stderr": "1", "tail": str(tail)}
         raw = self._call("GET", f"/containers/{self._q(ref)}/logs", query=query, missing_ok=True)
         return demux_logs(raw or b"")
+
+    def exec_run(self, ref: str, argv: list[str]) -> tuple[int, bytes]:
+        body = {"AttachStdout": True, "AttachStderr": True, "Cmd": list(argv)}
+        exec_id = str(self._json("POST", f"/containers/{self._q(ref)}/exec", body=body)["Id"])
+        # The answer is the output stream until the command ends (the engine then closes it).
+        raw = self._call("POST", f"/exec/{exec_id}/start", body={"Detach": False, "Tty": False})
+        self._conn.close()  # a hijacked connection is not reused
+        info = self._json("GET", f"/exec/{exec_id}/json")
+        return int(info.get("ExitCode") or 0), demux_logs(raw or b"")
 
     def close(self) -> None:
         self._conn.close()

@@ -274,3 +274,24 @@ def test_bad_run_override_changes_nothing(deployment: Deployment, run: Any, frag
     assert result.exit_code == 2, result.output
     assert fragment in result.output
     assert not Path(deployment.tmp / "config").exists()
+
+
+def test_webhooks_test_reaches_the_deployed_relay(
+    deployment: Deployment, stand_ins: Callable[..., StandIn], gateway: str
+) -> None:
+    target = stand_ins(gateway)
+    with_relay(deployment, target)
+    deployment.up_json()
+    result = deployment.run("webhooks", "test", "-e", "regdeploy-relay", "--repository", "team/sample",
+                            "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (endpoint,) = json.loads(result.stdout)["hosts"]["localhost"]["endpoints"]
+    assert (endpoint["name"], endpoint["status"]) == ("regdeploy-relay", 200)
+    assert endpoint["url"] == f"http://{deployment.name}-relay:5080/events"
+    wait_for(lambda: len(deliveries(target)) == 1)  # the relay took it as the registry's own
+    assert deliveries(target)[0].json()["repository"] == "team/sample"
+    deployment.client.api.stop(deployment.name + "-relay")
+    down = deployment.run("webhooks", "test", "-e", "regdeploy-relay")
+    assert down.exit_code == 1
+    assert f"the relay unit {deployment.name}-relay cannot be reached" in down.output
+    assert state_secret(deployment, "relay/localhost/inbound-token") not in down.output

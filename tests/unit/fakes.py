@@ -120,6 +120,10 @@ class FakeEngine:
             return b"level=fatal msg=\"configuration error\"\n"
         return (self.log_line + "\n").encode()
 
+    def exec_run(self, ref: str, argv: list[str]) -> tuple[int, bytes]:
+        self.calls.append(("exec", self._find(ref)["Name"][1:]))
+        return 0, b""
+
     def close(self) -> None:
         pass
 
