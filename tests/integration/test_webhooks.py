@@ -488,3 +488,33 @@ def test_github_actions_recipe_through_the_relay(
     queue_files = "".join(p.read_text() for p in (tmp_path / "relay-queue").rglob("*") if p.is_file())
     assert not any(secret in queue_files for secret in SECRETS)
     outputs.assert_no_secret()
+
+
+def test_github_actions_recipe_through_the_deployed_relay(
+    deployment: Deployment, stand_ins: Callable[..., StandIn], gateway: str
+) -> None:
+    """The same recipe with `registry.relay`: `up` runs the relay unit, wires the registry to it, and
+    the pushes that match reach (a stand-in of) GitHub's repository_dispatch."""
+    relay = yaml.safe_load(recipe("relay-unit"))["registry"]["relay"]
+    target = relay["targets"][0]
+    github = GitHubDispatches(target["repository"], GITHUB_TOKEN)
+    api_server = stand_ins(gateway, github)  # where the relay's container reaches this machine
+    target["api_url"] = api_server.base
+    deployment.registry["relay"] = relay
+    deployment.env["GITHUB_TOKEN"] = GITHUB_TOKEN
+    deployment.write()
+    result = deployment.run("up", "--json")
+    assert result.exit_code == 0, result.output
+    api = deployment.api()
+    push_small_image(api, "other/app")  # no match: repository
+    push_small_image(api, "team/app")  # match: team/app:v1
+    digest = tag_again(api, "team/app", "v1", "v2.0")
+    tag_again(api, "team/app", "v1", "dev")  # no match: tag
+    wait_until(lambda: len(github.accepted) == 2, "two repository_dispatch requests")
+    assert [(d["event_type"], d["client_payload"]["tag"]) for d in github.accepted] == [
+        ("registry-push", "v1"), ("registry-push", "v2.0"),
+    ]  # fmt: skip
+    assert github.accepted[-1]["client_payload"]["digest"] == digest
+    logs = subprocess.run(["docker", "logs", deployment.name + "-relay"], capture_output=True, text=True)
+    assert "skipped push other/app:v1: no target matches" in logs.stderr + logs.stdout
+    assert GITHUB_TOKEN not in logs.stderr + logs.stdout
