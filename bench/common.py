@@ -79,4 +79,6 @@ def local_inventory(tmp: Path, image: str, **registry: Any) -> tuple[Path, str]:
 def remove_local(inventory: Path, name: str, env: dict[str, str]) -> None:
     """`down --purge-data`, and the container even if that failed."""
     run([*REGDEPLOY, "down", "--purge-data", "--yes", "-i", str(inventory)], env)
-    subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
+    for leftover in (name, f"{name}-relay"):
+        subprocess.run(["docker", "rm", "-f", "-v", leftover], capture_output=True, check=False)
+    subprocess.run(["docker", "network", "rm", f"{name}-net"], capture_output=True, check=False)
