@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from regdeploy.deploy.definition import LABEL_MANAGED, LABEL_REGISTRY, OLD_SUFFIX, create_body, labels
+from regdeploy.deploy.files import Rendered
 from regdeploy.deploy.health import wait_ready
 from regdeploy.deploy.plan import Change, Plan, Wanted
-from regdeploy.deploy.render import Rendered
 from regdeploy.deploy.units import Unit
 from regdeploy.errors import ApplyError, RegdeployError
 from regdeploy.spec.registry import RegistrySpec

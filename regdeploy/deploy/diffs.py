@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from regdeploy.deploy.render import RenderedFile
+from regdeploy.deploy.files import RenderedFile
 from regdeploy.materials.secrets import MASK, mask_url_query
 
 

@@ -13,7 +13,7 @@ from regdeploy.deploy.definition import (
     Definition,
     recorded_definition,
 )
-from regdeploy.deploy.render import Rendered
+from regdeploy.deploy.files import Rendered
 from regdeploy.deploy.units import Unit
 from regdeploy.errors import HostError
 from regdeploy.spec.registry import RegistrySpec

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from regdeploy.deploy.definition import OLD_SUFFIX, Definition, differences
 from regdeploy.deploy.diffs import file_diff
 from regdeploy.deploy.facts import HostFacts
-from regdeploy.deploy.render import Rendered
+from regdeploy.deploy.files import Rendered
 from regdeploy.deploy.units import Unit
 from regdeploy.image.sidecar_ref import SIDECAR_REPOSITORY
 from regdeploy.spec.registry import RegistrySpec

@@ -16,15 +16,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from regdeploy.deploy.render import (
+from regdeploy.deploy.files import Rendered
+from regdeploy.deploy.layout import (
     CONTAINER_CONFIG_DIR,
     CONTAINER_DATA_DIR,
     RELAY_CONTAINER_DIR,
     RELAY_PORT,
     RELAY_QUEUE_DIR,
-    Rendered,
+    TOKEN_CONTAINER_DIR,
+    TOKEN_CONTAINER_PORT,
     relay_config_dir,
     relay_queue_dir,
+    token_config_dir,
 )
 from regdeploy.spec.registry import RegistrySpec
 from regdeploy.spec.run import RunSpec
@@ -88,6 +91,15 @@ def relay_name(spec: RegistrySpec) -> str:
     return f"{spec.name}-relay"
 
 
+def token_name(spec: RegistrySpec) -> str:
+    return f"{spec.name}-token"
+
+
+def _own_dirs(spec: RegistrySpec) -> tuple[str, ...]:
+    """Config dirs of the units other than the registry: their files restart them, not it."""
+    return tuple(d + "/" for d in (relay_config_dir(spec), token_config_dir(spec)))
+
+
 def registry_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
     ports = [Port(REGISTRY_PORT, spec.bind, spec.port)]
     if spec.debug_port is not None:
@@ -110,9 +122,7 @@ def registry_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
         network=spec.network,
         aliases=("registry",),
         start_files=tuple(
-            f.path
-            for f in rendered.files
-            if f.restart and not f.path.startswith(relay_config_dir(spec) + "/")
+            f.path for f in rendered.files if f.restart and not f.path.startswith(_own_dirs(spec))
         ),
         owned_dirs=(spec.data_dir,),
     )
@@ -142,18 +152,47 @@ def relay_unit(spec: RegistrySpec, rendered: Rendered, sidecar_image: str) -> Un
     )
 
 
+def token_unit(spec: RegistrySpec, rendered: Rendered, sidecar_image: str) -> Unit | None:
+    """The built-in token server: where clients get the tokens the registry trusts."""
+    token = spec.auth.builtin_token
+    if token is None:
+        return None
+    config = token_config_dir(spec)
+    return Unit(
+        name=token_name(spec),
+        role="token",
+        image=sidecar_image,
+        command=("auth", "serve", "--config", f"{TOKEN_CONTAINER_DIR}/token.yml"),
+        run=token.run,
+        restart=spec.restart,
+        probe=Probe("log", marker="token server: listening on"),
+        ports=(Port(f"{TOKEN_CONTAINER_PORT}/tcp", spec.bind, token.port),),
+        mounts=(Mount(config, TOKEN_CONTAINER_DIR, True),),
+        network=spec.network,
+        aliases=("token",),
+        tmpfs=SIDECAR_TMPFS,
+        start_files=tuple(f.path for f in rendered.files if f.restart and f.path.startswith(config + "/")),
+    )
+
+
 def host_units(spec: RegistrySpec, rendered: Rendered, sidecar_image: str) -> list[Unit]:
-    """The host's units in dependency order (a unit after those it sends to)."""
-    units = [relay_unit(spec, rendered, sidecar_image), registry_unit(spec, rendered)]
+    """The host's units in dependency order (a unit after those it sends to or that serve its
+    clients first: the token server and the relay before the registry)."""
+    units = [
+        token_unit(spec, rendered, sidecar_image),
+        relay_unit(spec, rendered, sidecar_image),
+        registry_unit(spec, rendered),
+    ]
     return [u for u in units if u is not None]
 
 
 def unit_names(spec: RegistrySpec) -> list[tuple[str, str]]:
     """(name, role) of the units the spec asks for, without rendering anything (status, down)."""
-    names = [(relay_name(spec), "relay")] if spec.relay is not None else []
+    names = [(token_name(spec), "token")] if spec.auth.builtin_token is not None else []
+    names += [(relay_name(spec), "relay")] if spec.relay is not None else []
     return [*names, (spec.name, "registry")]
 
 
 def sidecar_wanted(spec: RegistrySpec) -> bool:
     """Whether any unit of this registry runs regdeploy's own sidecar image."""
-    return spec.relay is not None
+    return spec.relay is not None or spec.auth.builtin_token is not None

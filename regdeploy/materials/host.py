@@ -18,6 +18,7 @@ from regdeploy.materials.htpasswd import HashCache, PasswordError
 from regdeploy.materials.secrets import SecretRef, SecretResolver
 from regdeploy.materials.state import StateStore
 from regdeploy.spec.registry import EndpointSpec, RegistrySpec
+from regdeploy.transport.address import client_address, host_port, is_local, registry_hostport
 
 HASH_CACHE_KEY = "htpasswd/hashes.json"
 HASH_KEY_KEY = "htpasswd/fingerprint.key"
@@ -52,6 +53,27 @@ class RelayMaterial:
     target_secrets: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class TokenMaterial:
+    """Token auth: the key the built-in token server signs with and its self-signed certificate
+    (the registry's rootcertbundle), each OIDC issuer's JWKS; or, with an external server, the
+    bundle it signs with."""
+
+    signing_key: bytes | None
+    bundle: bytes  # what the registry trusts: the signing certificate, or the external server's
+    realm: str  # where clients get tokens
+    service: str  # the tokens' aud: the registry as clients name it
+    issuer: str  # the tokens' iss
+    jwks: tuple[bytes, ...] = ()
+    reason: str | None = None  # why the signing key was made in this run
+
+
+TOKEN_KEY_KEY = "token/signing.key"
+TOKEN_CERT_KEY = "token/signing.crt"
+TOKEN_RENEW_DAYS = 30
+TOKEN_ISSUER = "regdeploy-token"
+
+
 # The registry's notification endpoint for the deployed relay, and the header carrying its token.
 RELAY_ENDPOINT = "regdeploy-relay"
 RELAY_TOKEN_HEADER = "X-Relay-Token"
@@ -65,6 +87,7 @@ class HostMaterials:
     endpoints: tuple[ResolvedEndpoint, ...]
     tls: TlsMaterial | None
     relay: RelayMaterial | None = None
+    token: TokenMaterial | None = None
 
 
 def host_sans(name: str, host_vars: Mapping[str, Any], spec: RegistrySpec) -> list[str]:
@@ -76,7 +99,7 @@ def host_sans(name: str, host_vars: Mapping[str, Any], spec: RegistrySpec) -> li
     sans: list[str] = [name]
     if host_vars.get("ansible_host"):
         sans.append(str(host_vars["ansible_host"]))
-    if host_vars.get("ansible_connection") == "local" or name in ("localhost", "127.0.0.1"):
+    if is_local(name, host_vars):  # this machine: clients here use its loopback names
         sans += ["localhost", "127.0.0.1"]
     if spec.tls.external_url:
         from urllib.parse import urlsplit
@@ -138,7 +161,52 @@ class MaterialsBuilder:
             endpoints=tuple(endpoints),
             tls=self._tls(spec, host_sans(spec.host, host_vars, spec)),
             relay=relay,
+            token=self._token(spec, host_vars, who),
         )
+
+    def _token(self, spec: RegistrySpec, host_vars: Mapping[str, Any], who: str) -> TokenMaterial | None:
+        token = spec.auth.token
+        if token is None:
+            return None
+        if token.server == "external":
+            assert token.rootcertbundle and token.realm and token.service and token.issuer
+            bundle = self._resolver.resolve(token.rootcertbundle, f"{who}.auth.token.rootcertbundle")
+            return TokenMaterial(None, bundle.encode() + b"\n", token.realm, token.service, token.issuer)
+        jwks = tuple(
+            self._resolver.resolve(o.jwks, f"{who}.auth.token.oidc[{i}].jwks").encode()
+            for i, o in enumerate(token.oidc)
+        )
+        key, cert, reason = self._signing_pair()
+        # Clients reach the token server where they reach the registry, on its own port.
+        host = client_address(spec.host, host_vars)
+        if spec.tls.external_url:
+            from urllib.parse import urlsplit
+
+            host = urlsplit(spec.tls.external_url).hostname or host
+        realm = f"{spec.scheme}://{host_port(host, token.port)}/token"
+        service = registry_hostport(spec.host, host_vars, spec.port)
+        return TokenMaterial(key, cert, realm, service, TOKEN_ISSUER, jwks, reason)
+
+    def _signing_pair(self) -> tuple[bytes, bytes, str | None]:
+        """The token signing key and certificate from the state dir, made (again) when missing or
+        within TOKEN_RENEW_DAYS of expiry; both registry and token server restart to read new ones."""
+        from regdeploy import pki
+        from regdeploy.pki.build import make_signing_cert
+
+        key = self._state.read(TOKEN_KEY_KEY)
+        cert = self._state.read(TOKEN_CERT_KEY)
+        reason = None
+        if key is None or cert is None:
+            reason = "no token signing key yet"
+        elif pki.cert_info(cert).days_left() < TOKEN_RENEW_DAYS:
+            reason = f"the token signing certificate expires in {pki.cert_info(cert).days_left()} days"
+        if reason is not None:
+            key = pki.generate_key("ecdsa-p256")
+            cert = make_signing_cert(key, "regdeploy token signing")
+            self._state.write(TOKEN_KEY_KEY, key)
+            self._state.write(TOKEN_CERT_KEY, cert)
+        assert key is not None and cert is not None
+        return key, cert, reason
 
     def _relay(self, spec: RegistrySpec, who: str) -> RelayMaterial | None:
         if spec.relay is None:

@@ -204,12 +204,33 @@ def renew(
             "note": note,
             "warnings": tls_warnings(spec, material),
         }
+        signing = _renew_token_signing(ctx.state, spec, force or rotate_keys)
+        if signing is not None:
+            renewed[name].update(renewed=True, token_signing=signing)
+            renewed[name]["reason"] = renewed[name]["reason"] or signing
     ctx.state.commit()
     names = [n for n, r in renewed.items() if r["renewed"]]
     deployed = None
     if names and deploy:
         deployed = _up(inventory, ":".join(names), forks, connect, progress)
     return Renewed(renewed, names, deployed)
+
+
+def _renew_token_signing(state: StateStore, spec: RegistrySpec, now: bool) -> str | None:
+    """With the built-in token server, a new signing key when asked (*now*) or when its
+    certificate is due; the next `up` makes and deploys it (registry and token server restart)."""
+    from regdeploy import pki
+    from regdeploy.materials.host import TOKEN_CERT_KEY, TOKEN_KEY_KEY, TOKEN_RENEW_DAYS
+
+    if spec.auth.builtin_token is None:
+        return None
+    cert = state.read(TOKEN_CERT_KEY)
+    due = cert is not None and pki.cert_info(cert).days_left() < TOKEN_RENEW_DAYS
+    if not (now or due):
+        return None
+    state.delete(TOKEN_KEY_KEY)
+    state.delete(TOKEN_CERT_KEY)
+    return "token signing key renewed" + (" (due)" if due and not now else "")
 
 
 def _up(

@@ -11,8 +11,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from regdeploy.deploy.files import Rendered
 from regdeploy.deploy.plan import Plan, Wanted, wanted_for
-from regdeploy.deploy.render import Rendered, render
+from regdeploy.deploy.render import render
 from regdeploy.deploy.units import Unit, host_units, sidecar_wanted
 from regdeploy.errors import HostError, InputError, RegdeployError
 from regdeploy.inventory import Inventory, load_inventory

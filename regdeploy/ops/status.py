@@ -11,6 +11,7 @@ from regdeploy.deploy.facts import ContainerFacts, inspect_container, registry_c
 from regdeploy.deploy.units import unit_names
 from regdeploy.errors import HostError
 from regdeploy.transport import open_transport
+from regdeploy.transport.address import host_port
 
 if TYPE_CHECKING:
     from regdeploy.ops.run import HostJob
@@ -35,7 +36,7 @@ def host_status(job: HostJob) -> dict[str, Any]:
             "image": spec.image,
             "image_id": (container.image_id if container else None),
             "ports": sorted(f"{ip}:{port}" for ip, port in container.host_ports) if container else [],
-            "url": f"{spec.scheme}://{transport.address}:{spec.port}",
+            "url": f"{spec.scheme}://{host_port(transport.address, spec.port)}",
             "cert_not_after": None,
             "cert_days_left": None,
             "data_dir": spec.data_dir,

@@ -54,10 +54,13 @@ def push_htpasswd(job: HostJob, masker: Masker, progress: Callable[[str, str], N
     """Bring one host's htpasswd to the rendered one, and nothing else: no other file, no container."""
     from regdeploy.deploy.apply import apply_plan
     from regdeploy.deploy.facts import gather
+    from regdeploy.deploy.layout import users_file
     from regdeploy.deploy.plan import make_plan
     from regdeploy.transport import open_transport
 
-    path = f"{job.spec.config_dir}/auth/htpasswd"
+    if job.spec.auth.token is not None and job.spec.auth.builtin_token is None:
+        raise HostError(f"{job.name}: users are the external token server's (auth.token.server: external)")
+    path = users_file(job.spec)
     transport = open_transport(job.name, job.vars)
     try:
         job = job.on_host(transport.identity())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from regdeploy.deploy.layout import users_file
 from regdeploy.materials.htpasswd import parse
 from regdeploy.transport import open_transport
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 def host_users(job: HostJob) -> list[dict[str, Any]]:
     transport = open_transport(job.name, job.vars)
     try:
-        data = transport.read_file(f"{job.spec.config_dir}/auth/htpasswd")
+        data = transport.read_file(users_file(job.spec))
     finally:
         transport.close()
     on_host = {line.name: line for line in parse(data or b"")}

@@ -86,7 +86,7 @@ def through_relay(job: HostJob, envelope: Envelope, mask: Callable[[str], str]) 
     """``webhooks test`` for the deployed relay (``registry.relay``): post the sample inside its unit."""
     import time
 
-    from regdeploy.deploy.render import RELAY_CONTAINER_DIR, RELAY_PORT
+    from regdeploy.deploy.layout import RELAY_CONTAINER_DIR, RELAY_PORT
     from regdeploy.deploy.units import relay_name
     from regdeploy.image.sidecar import PYTHON_IN_IMAGE
     from regdeploy.materials.host import RELAY_ENDPOINT, RELAY_TOKEN_HEADER

@@ -139,6 +139,23 @@ def make_ca(
     return _pem(builder.sign(key, _signing_hash(key)))
 
 
+def make_signing_cert(
+    key_pem: bytes, common_name: str, days: int = 397, now: datetime | None = None
+) -> bytes:
+    """A self-signed certificate for a key that signs tokens, not TLS: the registry trusts it as its
+    own root (auth.token.rootcertbundle) and finds it in the tokens' x5c header."""
+    _validity(days, 1, MAX_CA_DAYS, "signing certificate")
+    key = load_private_key(key_pem)
+    start = utc_now(now) - timedelta(minutes=CLOCK_SKEW_MINUTES)
+    name = _subject(common_name, [])
+    builder = (
+        _base_builder(name, name, key.public_key(), start, start + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(), critical=True)
+    )
+    return _pem(builder.sign(key, _signing_hash(key)))
+
+
 def _key_usage(cert_sign: bool = False, key_encipherment: bool = False) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=not cert_sign,

@@ -15,6 +15,7 @@ from regdeploy.inventory import unevaluated
 from regdeploy.materials.secrets import SecretRef, secret_ref
 from regdeploy.spec import validate as v
 from regdeploy.spec.run import REGISTRY_RUN, SIDECAR_RUN, RunSpec, parse_run
+from regdeploy.spec.token import AUTH_MODES, TokenSpec, parse_token
 from regdeploy.webhooks.relay.config import RelaySettings, parse_settings
 
 TLS_MODES = ("selfsigned", "ca", "provided", "csr", "letsencrypt", "none")
@@ -75,6 +76,13 @@ class AuthSpec:
     users: tuple[UserSpec, ...]
     bcrypt_cost: int = 10
     realm: str = "regdeploy"
+    mode: str = "htpasswd"  # htpasswd | token
+    token: TokenSpec | None = None  # set when mode is token
+
+    @property
+    def builtin_token(self) -> TokenSpec | None:
+        """The token server regdeploy runs, when it runs one."""
+        return self.token if self.token is not None and self.token.server == "builtin" else None
 
 
 @dataclass(frozen=True)
@@ -211,6 +219,13 @@ def parse_spec(
         where.child("notifications").child("endpoints").fail(
             "the endpoint name 'regdeploy-relay' is the deployed relay's (registry.relay): rename yours"
         )
+    token = spec.auth.builtin_token
+    if token is not None:
+        taken = {spec.port: "registry.port", spec.debug_port: "registry.debug.port"}
+        if token.port in taken:
+            where.child("auth").child("token").child("port").fail(
+                f"{token.port} is {taken[token.port]} already: the token server needs a port of its own"
+            )
     if spec.debug_port is not None and spec.debug_port == spec.port:
         where.child("debug").child("port").fail(f"must differ from registry.port ({spec.port})")
     return spec
@@ -366,8 +381,11 @@ def _optional_ref(data: Mapping[str, Any], key: str, where: v.Where) -> SecretRe
 
 
 def _auth(raw: Any, where: v.Where) -> AuthSpec:
-    data = v.mapping(raw, where, ("users", "bcrypt_cost", "realm"))
+    data = v.mapping(raw, where, ("mode", "users", "bcrypt_cost", "realm", "token"))
     default = AuthSpec(users=RegistrySpec.auth.users)
+    mode = v.choice(data.get("mode", "htpasswd"), where.child("mode"), AUTH_MODES)
+    if data.get("token") is not None and mode != "token":
+        where.child("token").fail("is only used when auth.mode is 'token' (mode is 'htpasswd'): set the mode")
     if data.get("users") is None:
         users = default.users
     else:
@@ -388,6 +406,8 @@ def _auth(raw: Any, where: v.Where) -> AuthSpec:
             data.get("bcrypt_cost", default.bcrypt_cost), where.child("bcrypt_cost"), 4, 14
         ),
         realm=v.string(data.get("realm", default.realm), where.child("realm"), r"[^\"\n\\]+", "no quotes"),
+        mode=mode,
+        token=parse_token(data.get("token"), where.child("token")) if mode == "token" else None,
     )
 
 

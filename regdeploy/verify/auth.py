@@ -6,7 +6,7 @@ import secrets
 
 from regdeploy.verify.context import VerifyContext
 from regdeploy.verify.model import NETWORK_ERRORS, CheckFailed, describe_error, parallel
-from regdeploy.verify.registry_api import Response
+from regdeploy.verify.registry_api import Response, challenge_params
 
 API_VERSION_HEADER = "docker-distribution-api-version"
 API_VERSION = "registry/2.0"
@@ -24,17 +24,22 @@ def check_auth(ctx: VerifyContext) -> str:
         )
     except NETWORK_ERRORS as exc:
         raise CheckFailed(f"GET /v2/: {describe_error(exc)}") from None
-    realm = basic_realm(anonymous)
     if anonymous.status != 401:
         raise CheckFailed(f"GET /v2/ without credentials answered {anonymous.status}, expected 401")
-    if realm is None:
-        challenge = anonymous.headers.get("www-authenticate", "none")
-        raise CheckFailed(f"GET /v2/ without credentials: 401 without a Basic challenge ({challenge[:80]})")
+    if t.token_realm is not None:
+        challenge = _token_challenge(ctx, anonymous, wrong)
+    else:
+        realm = basic_realm(anonymous)
+        if realm is None:
+            found = anonymous.headers.get("www-authenticate", "none")
+            raise CheckFailed(f"GET /v2/ without credentials: 401 without a Basic challenge ({found[:80]})")
+        challenge = f'Basic realm="{realm}"'
     if refused.status != 401:
         raise CheckFailed(f"a wrong password for {t.user!r} answered {refused.status}, expected 401")
     if good.status == 401:
+        holder = "token server's users file" if t.token_realm else "registry's htpasswd"
         raise CheckFailed(
-            f"user {t.user!r} was refused (401): the registry's htpasswd does not hold the inventory's "
+            f"user {t.user!r} was refused (401): the {holder} does not hold the inventory's "
             "password for this user (changed since the last regdeploy up?)"
         )
     if good.status != 200:
@@ -45,9 +50,32 @@ def check_auth(ctx: VerifyContext) -> str:
             f"GET /v2/: Docker-Distribution-API-Version is {version!r}, expected {API_VERSION!r}"
         )
     return (
-        f'anonymous 401 (Basic realm="{realm}"), wrong password 401, '
+        f"anonymous 401 ({challenge}), wrong password 401, "
         f"{t.user} 200 (Docker-Distribution-API-Version {version})"
     )
+
+
+def _token_challenge(ctx: VerifyContext, anonymous: Response, wrong: str) -> str:
+    """Token auth: the challenge sends clients to the token server this inventory names, and that
+    server itself refuses a wrong password (rather than issuing a token that grants nothing)."""
+    t = ctx.target
+    realm = t.token_realm or ""
+    scheme, params = challenge_params(anonymous.headers.get("www-authenticate", ""))
+    if scheme != "bearer":
+        found = anonymous.headers.get("www-authenticate", "none")[:80]
+        raise CheckFailed(f"GET /v2/ without credentials: 401 without a Bearer challenge ({found})")
+    if params.get("realm") != realm or params.get("service") != t.token_service:
+        raise CheckFailed(
+            f"the Bearer challenge names realm {params.get('realm')!r} and service "
+            f"{params.get('service')!r}, expected {realm!r} and {t.token_service!r}"
+        )
+    try:
+        bad = t.client(password=wrong).token_response(realm, t.token_service or "", "")
+    except NETWORK_ERRORS as exc:
+        raise CheckFailed(f"token server {realm}: {describe_error(exc)}") from None
+    if bad.status != 401:
+        raise CheckFailed(f"token server {realm}: a wrong password answered {bad.status}, expected 401")
+    return f'Bearer realm="{realm}"'
 
 
 def basic_realm(resp: Response) -> str | None:

@@ -33,6 +33,8 @@ class Target:
     ca_pem: bytes | None  # None: plain HTTP (tls.mode none)
     user: str
     password: str
+    token_realm: str | None = None  # token auth: where clients get tokens (None: htpasswd)
+    token_service: str | None = None
 
     @property
     def registry(self) -> str:
@@ -142,4 +144,6 @@ def make_target(job: HostJob, address: str, server_name: str | None) -> Target:
         ca_pem=job.materials.tls.ca_cert if job.materials.tls else None,
         user=user.name,
         password=job.materials.passwords[user.name],
+        token_realm=job.materials.token.realm if job.materials.token else None,
+        token_service=job.materials.token.service if job.materials.token else None,
     )

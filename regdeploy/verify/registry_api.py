@@ -12,6 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 _LINK_RE = re.compile(r'<([^>]+)>;\s*rel="?next"?')
+_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
+_REPO_PATH_RE = re.compile(r"/v2/(.+?)/(?:blobs|manifests|tags)/")
+
+
+def challenge_params(header: str) -> tuple[str, dict[str, str]]:
+    """(scheme, parameters) of a ``WWW-Authenticate`` header: ``Bearer realm="…",service="…"``."""
+    scheme, _, params = header.partition(" ")
+    return scheme.lower(), dict(_PARAM_RE.findall(params))
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class RegistryClient:
         self._auth = None
         if user is not None and password is not None:
             self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._tokens: dict[str, str] = {}  # scope -> Bearer token (token auth)
         self._server_hostname = server_hostname
         self._timeout = timeout
 
@@ -70,16 +79,69 @@ class RegistryClient:
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None, auth: bool = True) -> Response:  # fmt: skip
-        conn = self._connection()
+        """One request; with token auth, a Bearer challenge is answered as docker does: a token for
+        the challenge's scope from its realm (with this client's credentials), then once again."""
+        hdrs = dict(headers or {})
+        scope_key = self._scope_key(method, path)
+        if auth and scope_key in self._tokens:
+            hdrs["Authorization"] = f"Bearer {self._tokens[scope_key]}"
+        elif auth and self._auth:
+            hdrs["Authorization"] = self._auth
+        resp = self._send(self._connection(), method, path, body, hdrs)
+        if resp.status != 401 or not auth:
+            return resp
+        scheme, params = challenge_params(resp.headers.get("www-authenticate", ""))
+        if scheme != "bearer" or "realm" not in params:
+            return resp
+        token = self.token(params["realm"], params.get("service", ""), params.get("scope", ""))
+        if token is None:
+            return resp
+        self._tokens[scope_key] = token
+        hdrs["Authorization"] = f"Bearer {token}"
+        return self._send(self._connection(), method, path, body, hdrs)
+
+    @staticmethod
+    def _scope_key(method: str, path: str) -> str:
+        """Which cached token fits a request: one per repository, one for reading and one for
+        writing (the scopes the registry's challenges name)."""
+        match = _REPO_PATH_RE.match(path.split("?")[0])
+        where = match.group(1) if match else path.split("?")[0]
+        return f"{'read' if method in ('GET', 'HEAD') else 'write'}:{where}"
+
+    @staticmethod
+    def _send(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None,
+              hdrs: dict[str, str]) -> Response:  # fmt: skip
         try:
-            hdrs = dict(headers or {})
-            if auth and self._auth:
-                hdrs["Authorization"] = self._auth
             conn.request(method, path, body=body, headers=hdrs)
             resp = conn.getresponse()
             return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
         finally:
             conn.close()
+
+    def token_response(self, realm: str, service: str, scope: str) -> Response:
+        """GET the token endpoint *realm* (``https://host:port/token``) with this client's
+        credentials, reached at this client's address (the realm's host names the certificate)."""
+        from urllib.parse import urlencode, urlsplit
+
+        url = urlsplit(realm)
+        query = urlencode([("service", service), *([("scope", s) for s in scope.split()])])
+        port = url.port or (443 if url.scheme == "https" else 80)
+        name = self._server_hostname or url.hostname
+        conn: http.client.HTTPConnection
+        if url.scheme == "http" or self._ca is None:
+            conn = http.client.HTTPConnection(self.address, port, timeout=self._timeout)
+        else:
+            ctx = ssl.create_default_context(cadata=self._ca.decode())
+            conn = NamedHTTPSConnection(self.address, port, name or self.address, ctx, self._timeout)
+        hdrs = {"Authorization": self._auth} if self._auth else {}
+        return self._send(conn, "GET", f"{url.path or '/'}?{query}", None, hdrs)
+
+    def token(self, realm: str, service: str, scope: str) -> str | None:
+        resp = self.token_response(realm, service, scope)
+        if resp.status != 200:
+            return None
+        value = resp.json()
+        return str(value.get("token") or value.get("access_token") or "") or None
 
     def catalog(self, page_size: int = 100, limit: int = 10000) -> list[str]:
         """Every repository, following ``Link: <...>; rel="next"`` pages."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -295,3 +297,28 @@ def test_webhooks_test_reaches_the_deployed_relay(
     assert down.exit_code == 1
     assert f"the relay unit {deployment.name}-relay cannot be reached" in down.output
     assert state_secret(deployment, "relay/localhost/inbound-token") not in down.output
+
+
+IDLE_UP = """
+import sys
+from regdeploy.cli import cli
+try:
+    cli(["up", "-i", sys.argv[1]], prog_name="regdeploy")
+except SystemExit as done:
+    assert done.code == 0, done.code
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("docker", "requests", "urllib3")))
+"""
+
+
+def test_an_idempotent_up_of_two_units_never_imports_docker_py(
+    deployment: Deployment, stand_ins: Callable[..., StandIn], gateway: str
+) -> None:
+    """The engine seam speaks the Engine API itself: docker-py is for image streams only."""
+    with_relay(deployment, stand_ins(gateway))
+    deployment.up_json()
+    env = {**os.environ, **deployment.env}
+    run = subprocess.run([sys.executable, "-c", IDLE_UP, str(deployment.inventory)], env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "no changes" in run.stdout
+    assert run.stdout.strip().splitlines()[-1] == "[]"

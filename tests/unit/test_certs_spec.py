@@ -9,8 +9,9 @@ import yaml
 
 from regdeploy.deploy.definition import definition
 from regdeploy.deploy.facts import ContainerFacts, HostFacts, UnitFacts
+from regdeploy.deploy.files import Rendered
 from regdeploy.deploy.plan import make_plan, wanted_for
-from regdeploy.deploy.render import Rendered, render
+from regdeploy.deploy.render import render
 from regdeploy.deploy.units import registry_unit
 from regdeploy.errors import SpecError
 from regdeploy.materials.host import HostMaterials, TlsMaterial, UserEntry, host_sans

@@ -9,8 +9,9 @@ from fakes import FakeEngine, FakeHost
 
 from regdeploy.deploy.apply import apply_plan
 from regdeploy.deploy.facts import gather
+from regdeploy.deploy.files import Rendered
 from regdeploy.deploy.plan import Plan, Wanted, make_plan, wanted_for
-from regdeploy.deploy.render import Rendered, render
+from regdeploy.deploy.render import render
 from regdeploy.deploy.units import Probe
 from regdeploy.errors import ApplyError, HostError
 from regdeploy.materials.host import HostMaterials, RelayMaterial, UserEntry, relay_endpoint

@@ -9,8 +9,9 @@ import yaml
 from regdeploy.deploy.definition import definition, differences
 from regdeploy.deploy.diffs import file_diff
 from regdeploy.deploy.facts import ContainerFacts, HostFacts, UnitFacts
+from regdeploy.deploy.files import Rendered
 from regdeploy.deploy.plan import Wanted, make_plan, wanted_for
-from regdeploy.deploy.render import Rendered, render
+from regdeploy.deploy.render import render
 from regdeploy.deploy.units import registry_unit
 from regdeploy.materials.host import HostMaterials, ResolvedEndpoint, TlsMaterial, UserEntry
 from regdeploy.spec.registry import RegistrySpec, parse_spec

@@ -32,7 +32,7 @@ def _job() -> SimpleNamespace:
         name="reg",
         vars={"ansible_connection": "local"},
         spec=spec,
-        materials=SimpleNamespace(tls=None, passwords={"alice": PASSWORD}),
+        materials=SimpleNamespace(tls=None, token=None, passwords={"alice": PASSWORD}),
     )
 
 
