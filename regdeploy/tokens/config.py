@@ -135,11 +135,8 @@ def _acl_entry(raw: Any, key: _Key) -> AclEntry:
     if not isinstance(raw, Mapping):
         key.fail(f"must be a mapping, got {type_name(raw)}")
     data = _mapping(raw, key, ("account", "type", "name", "actions"))
-    if "account" not in data:
-        key.child("account").fail('is required: a name or glob, "*" (signed in) or "" (anonymous)')
-    account = _string(data["account"], key.child("account"), empty_ok=True)
-    if "${" in account:
-        key.child("account").fail("takes no variables (it is matched against the account)")
+    # Absent is "*", any signed-in account, as in the inventory (regdeploy/spec/token.py).
+    account = _string(data.get("account", "*"), key.child("account"), empty_ok=True)
     kind = data.get("type", REPOSITORY)
     if kind not in (REPOSITORY, REGISTRY):
         hint = suggest(str(kind), (REPOSITORY, REGISTRY))
@@ -147,9 +144,9 @@ def _acl_entry(raw: Any, key: _Key) -> AclEntry:
     if data.get("name") is None:
         key.child("name").fail("is required: a glob over repository names (registry: catalog)")
     name = _string(data["name"], key.child("name"))
+    # ${account} in an entry for "" is accepted and never matches (the anonymous account has no
+    # namespace): the inventory allows it, and the server must start on whatever `up` rendered.
     _variables(name, key.child("name"), ACCOUNT_VARIABLE, None)
-    if account == "" and ACCOUNT_VARIABLE in name:
-        key.child("name").fail(f'{ACCOUNT_VARIABLE} never matches the anonymous account ""')
     raw_actions = data.get("actions")
     if not isinstance(raw_actions, list):
         key.child("actions").fail("is required: a list of pull, push, delete or * ([] denies)")

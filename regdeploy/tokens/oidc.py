@@ -26,7 +26,9 @@ from regdeploy.tokens.watch import Stamp, stamp
 
 ALGORITHMS = ("RS256", "ES256")
 LEEWAY_SECONDS = 60  # clock skew between the issuer, this server and the CI runner
-CLAIM_VARIABLE_RE = re.compile(r"\$\{claims\.([A-Za-z0-9_-]+)\}")
+# NAME as the inventory allows it; a dotted NAME is a flat claim of that name if there is one, else a
+# path into nested objects.
+CLAIM_VARIABLE_RE = re.compile(r"\$\{claims\.([A-Za-z_][A-Za-z0-9_.-]*)\}")
 
 
 class OidcRefused(Exception):
@@ -125,9 +127,20 @@ def _claim_text(value: Any) -> str | None:
     return None
 
 
+def claim(claims: Mapping[str, Any], name: str) -> Any:
+    if name in claims:
+        return claims[name]
+    value: Any = claims
+    for part in name.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
 def fill_account(template: str, claims: Mapping[str, Any]) -> str:
     def one(match: re.Match[str]) -> str:
-        value = _claim_text(claims.get(match.group(1)))
+        value = _claim_text(claim(claims, match.group(1)))
         if not value:
             raise OidcRefused(f"claim {match.group(1)} missing for the account")
         return value
@@ -181,7 +194,7 @@ def _verify_one(provider: OidcProvider, keys: Sequence[jwt.PyJWK], token: str) -
         reason = next((text for kind, text in _REASONS if isinstance(exc, kind)), "invalid token")
         raise OidcRefused(reason) from None
     for name, pattern in provider.claims:
-        value = _claim_text(claims.get(name))
+        value = _claim_text(claim(claims, name))
         if value is None:
             raise OidcRefused(f"claim {name} missing")
         if not fnmatchcase(value, pattern):

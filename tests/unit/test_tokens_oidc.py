@@ -154,6 +154,9 @@ def test_account_template():
     assert fill_account("ci/${claims.repository_owner}-${claims.run}", claims) == "ci/acme-42"
     assert fill_account("${claims.ok}", claims) == "true"
     assert fill_account("fixed", claims) == "fixed"
+    # a dotted name: the flat claim of that name first, else a path into nested objects
+    assert fill_account("${claims.a.b}", {"a.b": "flat", "a": {"b": "nested"}}) == "flat"
+    assert fill_account("${claims.a.b}", {"a": {"b": "nested"}}) == "nested"
     with pytest.raises(OidcRefused):
         fill_account("${claims.list}", {"list": ["a"]})
 
