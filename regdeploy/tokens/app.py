@@ -194,7 +194,9 @@ class TokenApp:
             return
         message = f"unknown service; this token server serves {self.service!r}"
         response = (
-            oauth_error("invalid_request", message) if oauth else registry_error(400, "DENIED", message)
+            oauth_error("invalid_request", message)
+            if oauth
+            else registry_error(400, "INVALID_REQUEST", message)
         )
         raise Refused(response, f"wrong service {printable(service or '(none)')}")
 
