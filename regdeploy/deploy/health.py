@@ -78,7 +78,9 @@ def wait_ready(
             )
         if status == "running":
             if probe.kind == "log":
-                logs = engine.container_logs(container, tail=50).decode(errors="replace")
+                # Only what this start logged: a restarted container still holds the last start's lines.
+                since = started_since(state.get("StartedAt", ""))
+                logs = engine.container_logs(container, tail=50, since=since).decode(errors="replace")
                 if probe.marker in logs:
                     break
                 last_error = f"its log does not show {probe.marker!r} yet"
@@ -104,6 +106,19 @@ def wait_ready(
     if any(marker in logs for marker in HTPASSWD_MISSING):
         tail = log_tail(engine, container, mask, name)
         raise ApplyError(f"the registry found no htpasswd file and made its own user{tail}")
+
+
+def started_since(started_at: str) -> str:
+    """Docker's StartedAt (RFC 3339, nanoseconds) as the logs API's ``since`` (``SECONDS.NANOS``)."""
+    from datetime import datetime
+
+    stamp, _, fraction = started_at.rstrip("Z").partition(".")
+    try:
+        seconds = int(datetime.fromisoformat(stamp + "+00:00").timestamp())
+    except ValueError:
+        return ""
+    nanos = "".join(c for c in fraction if c.isdigit())[:9].ljust(9, "0")
+    return f"{seconds}.{nanos}"
 
 
 def log_tail(

@@ -27,7 +27,10 @@ def token_document(token: TokenSpec, material: TokenMaterial, tls: bool) -> dict
         "signing": {"key": f"{inside}/signing.key", "chain": f"{inside}/signing.crt"},
         "users": f"{inside}/users",
         "anonymous": token.anonymous,
-        "acl": [e.as_dict() for e in token.acl],
+        "acl": [
+            {"account": e.account, "type": e.type, "name": e.name, "actions": list(e.actions)}
+            for e in token.acl
+        ],
         "oidc": [
             {
                 "issuer": o.issuer,

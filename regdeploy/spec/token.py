@@ -16,6 +16,7 @@ from typing import Any
 from regdeploy.materials.secrets import SecretRef, secret_ref
 from regdeploy.spec import validate as v
 from regdeploy.spec.run import SIDECAR_RUN, RunSpec, parse_run
+from regdeploy.tokens.acl import AclEntry
 
 AUTH_MODES = ("htpasswd", "token")
 TOKEN_SERVERS = ("builtin", "external")
@@ -23,17 +24,6 @@ REPOSITORY_ACTIONS = ("pull", "push", "delete", "*")
 ACL_TYPES = ("repository", "registry")
 _VARIABLE_RE = re.compile(r"\$\{([^}]*)\}")
 _CLAIM_RE = r"claims\.[A-Za-z_][A-Za-z0-9_.-]*"
-
-
-@dataclass(frozen=True)
-class AclEntry:
-    account: str  # "*": any signed-in account; "": anonymous only; else exact or glob
-    name: str  # glob, `${account}` substituted
-    actions: tuple[str, ...]
-    type: str = "repository"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"account": self.account, "type": self.type, "name": self.name, "actions": list(self.actions)}
 
 
 # No acl in the inventory: every user may do everything, as with htpasswd.

@@ -68,7 +68,9 @@ class Engine(Protocol):
         """Never removes volumes: anonymous volumes of an adopted container may hold data."""
         ...
 
-    def container_logs(self, ref: str, tail: int = 200) -> bytes: ...
+    def container_logs(self, ref: str, tail: int = 200, since: str = "") -> bytes:
+        """The last *tail* lines (of those since *since*, "SECONDS.NANOS" since the epoch, if given)."""
+        ...
 
     def exec_run(self, ref: str, argv: list[str]) -> tuple[int, bytes]:
         """Run *argv* in the running container (its own user); (exit code, stdout and stderr).
@@ -214,8 +216,10 @@ class HttpEngine:
         query = {"force": "1" if force else "0", "v": "0"}
         self._call("DELETE", f"/containers/{self._q(ref)}", query=query, missing_ok=True)
 
-    def container_logs(self, ref: str, tail: int = 200) -> bytes:
+    def container_logs(self, ref: str, tail: int = 200, since: str = "") -> bytes:
         query = {"stdout": "1", "stderr": "1", "tail": str(tail)}
+        if since:
+            query["since"] = since
         raw = self._call("GET", f"/containers/{self._q(ref)}/logs", query=query, missing_ok=True)
         return demux_logs(raw or b"")
 

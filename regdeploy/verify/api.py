@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from regdeploy.verify.context import SMOKE_REPOSITORY, Pushed, VerifyContext
+from regdeploy.verify.context import Pushed, VerifyContext
 from regdeploy.verify.model import NETWORK_ERRORS, CheckFailed, describe_error, parallel, registry_error
 from regdeploy.verify.registry_api import RegistryClient, Response
 from regdeploy.verify.smoke import MANIFEST_V2, build_smoke_image, sha256_digest
@@ -25,7 +25,7 @@ def api_tag(ctx: VerifyContext) -> str:
 def check_api(ctx: VerifyContext) -> str:
     client = ctx.target.client()
     image = build_smoke_image(ctx.nonce)
-    repo = SMOKE_REPOSITORY
+    repo = ctx.target.smoke_repository
     tag = api_tag(ctx)
     try:
         parallel(
@@ -33,7 +33,7 @@ def check_api(ctx: VerifyContext) -> str:
             lambda: upload_chunked(client, repo, image.layer),
         )
         digest = put_manifest(client, repo, tag, image.manifest)
-        ctx.add_pushed(Pushed("api", tag, digest))
+        ctx.add_pushed(Pushed("api", tag, digest, repo))
     except NETWORK_ERRORS as exc:
         raise CheckFailed(f"push: {describe_error(exc)}") from None
     except CheckFailed as exc:

@@ -14,7 +14,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
-from regdeploy.verify.context import SMOKE_REPOSITORY, VerifyContext
+from regdeploy.verify.context import VerifyContext
 from regdeploy.verify.model import NETWORK_ERRORS, Blocked, CheckFailed, describe_error, pair, registry_error
 from regdeploy.verify.registry_api import RegistryClient
 
@@ -83,7 +83,7 @@ def check_catalog(ctx: VerifyContext) -> str:
     if not ctx.pushed:
         raise Blocked(f"nothing was pushed ({' and '.join(ctx.pushes) or 'no push check ran'} failed)")
     client = ctx.target.client()
-    repo = SMOKE_REPOSITORY
+    repo = ctx.target.smoke_repository
     wanted = [p.tag for p in ctx.pushed]
     try:
         search, tags = pair(lambda: find_repository(client, repo), lambda: list_tags(client, repo))

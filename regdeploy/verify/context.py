@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import docker
 
     from regdeploy.ops.run import HostJob
+    from regdeploy.spec.registry import RegistrySpec
     from regdeploy.transport import Transport
 
 SMOKE_REPOSITORY = "regdeploy-smoke"
@@ -35,6 +36,7 @@ class Target:
     password: str
     token_realm: str | None = None  # token auth: where clients get tokens (None: htpasswd)
     token_service: str | None = None
+    smoke_repository: str = SMOKE_REPOSITORY  # where the push checks push (and cleanup deletes)
 
     @property
     def registry(self) -> str:
@@ -146,4 +148,23 @@ def make_target(job: HostJob, address: str, server_name: str | None) -> Target:
         password=job.materials.passwords[user.name],
         token_realm=job.materials.token.realm if job.materials.token else None,
         token_service=job.materials.token.service if job.materials.token else None,
+        smoke_repository=smoke_repository(spec, user.name),
     )
+
+
+def smoke_repository(spec: RegistrySpec, user: str) -> str:
+    """Where verify's user may push, pull and delete: ``regdeploy-smoke``, or with the built-in
+    token server's ACL, the first of it and ``USER/regdeploy-smoke`` that the ACL allows."""
+    from regdeploy.tokens.acl import authorize
+    from regdeploy.tokens.scope import Scope
+
+    token = spec.auth.builtin_token
+    if token is None:
+        return SMOKE_REPOSITORY
+    candidates = (SMOKE_REPOSITORY, f"{user}/{SMOKE_REPOSITORY}")
+    for needed in (("pull", "push", "delete"), ("pull", "push")):
+        for name in candidates:
+            (granted,) = authorize(token.acl, user, [Scope("repository", name, needed)])
+            if set(granted.actions) == set(needed):
+                return name
+    return SMOKE_REPOSITORY

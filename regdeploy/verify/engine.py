@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from regdeploy.verify.context import SMOKE_REPOSITORY, Pushed, VerifyContext
+from regdeploy.verify.context import Pushed, VerifyContext
 from regdeploy.verify.model import CheckFailed, describe_error
 from regdeploy.verify.trust import Trust, ca_in_certs_d, insecure_because
 
@@ -65,7 +65,7 @@ def prepare(ctx: VerifyContext) -> Prepared:
     started = time.perf_counter()
     t = ctx.target
     client = ctx.control_engine()
-    repo = f"{t.registry}/{SMOKE_REPOSITORY}"
+    repo = f"{t.registry}/{t.smoke_repository}"
     tag = engine_tag(ctx)
     with _sdk_errors():
         insecure = None
@@ -89,7 +89,7 @@ def check_engine(ctx: VerifyContext) -> str:
                 )
                 if not digest:
                     raise CheckFailed("the engine reported no digest")
-                ctx.add_pushed(Pushed("engine", prep.tag, digest))
+                ctx.add_pushed(Pushed("engine", prep.tag, digest, t.smoke_repository))
             except CheckFailed as exc:
                 raise CheckFailed(f"push {ref} refused: {exc}{_hint(ctx, str(exc), trust)}") from None
             finally:

@@ -56,6 +56,10 @@ class Blocked(Exception):
 
 def describe_error(exc: BaseException) -> str:
     """One line for a failed connection or request, naming the cause as a client would see it."""
+    from regdeploy.verify.registry_api import TokenServerError
+
+    if isinstance(exc, TokenServerError):
+        return str(exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"certificate verify failed: {(exc.verify_message or '').rstrip('.')}"
     if isinstance(exc, ssl.SSLError):

@@ -22,6 +22,10 @@ def challenge_params(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), dict(_PARAM_RE.findall(params))
 
 
+class TokenServerError(OSError):
+    """The token server a Bearer challenge names could not be reached: ``str()`` says which."""
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -137,7 +141,11 @@ class RegistryClient:
         return self._send(conn, "GET", f"{url.path or '/'}?{query}", None, hdrs)
 
     def token(self, realm: str, service: str, scope: str) -> str | None:
-        resp = self.token_response(realm, service, scope)
+        try:
+            resp = self.token_response(realm, service, scope)
+        except (OSError, http.client.HTTPException) as exc:
+            why = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).lower()
+            raise TokenServerError(f"token server {realm}: {why}") from None
         if resp.status != 200:
             return None
         value = resp.json()

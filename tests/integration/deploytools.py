@@ -87,7 +87,7 @@ class Deployment:
 
     def cleanup(self) -> None:
         CliRunner().invoke(cli, ["down", "--purge-data", "--yes", "-i", str(self.inventory)], env=self.env)
-        for unit in (self.name, self.name + "-relay"):
+        for unit in (self.name, self.name + "-relay", self.name + "-token"):
             for cname in (unit, unit + "-regdeploy-old"):
                 with contextlib.suppress(Exception):  # usually already gone: down removed it
                     self.client.api.remove_container(cname, force=True)

@@ -112,7 +112,7 @@ class FakeEngine:
         self.calls.append(("remove", c["Name"][1:]))
         del self.containers[c["Id"]]
 
-    def container_logs(self, ref: str, tail: int = 200) -> bytes:
+    def container_logs(self, ref: str, tail: int = 200, since: str = "") -> bytes:
         c = self.inspect_container(ref)
         if c is None:
             return b""

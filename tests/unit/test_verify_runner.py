@@ -27,7 +27,7 @@ class FakeTransport:
 
 def _job() -> SimpleNamespace:
     user = SimpleNamespace(name="alice", disabled=False)
-    spec = SimpleNamespace(port=5000, auth=SimpleNamespace(users=(user,)))
+    spec = SimpleNamespace(port=5000, auth=SimpleNamespace(users=(user,), builtin_token=None))
     return SimpleNamespace(
         name="reg",
         vars={"ansible_connection": "local"},
