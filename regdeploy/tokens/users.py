@@ -2,13 +2,21 @@
 
 ``users add|remove|rotate`` replace the file while the server runs; each check stats it first (a
 microsecond), so a rotated password works on the next token request with no restart.
+
+A password that verified is remembered for VERIFIED_TTL seconds, as an HMAC under a key made at
+start (never the password): clients ask for a token on every pull and push, and a bcrypt compare
+per request is what token auth is there to avoid. Failures are never remembered (each costs a
+bcrypt compare), and a changed file forgets everything.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +25,8 @@ from regdeploy.materials.htpasswd import BCRYPT_PREFIXES, check_password, hash_c
 from regdeploy.tokens.watch import Stamp, stamp
 
 _DEFAULT_COST = 10
+VERIFIED_TTL = 60.0
+_VERIFIED_MAX = 4096
 
 
 def _log_to_stderr(line: str) -> None:
@@ -58,12 +68,15 @@ class UserFile:
         self._stamp: Stamp | None = stamp(path)
         self._users = read_users(path)  # a bad file at start is the operator's error: exit 2
         self._dummy = _dummy_hash(self._users)
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[bytes, float] = {}  # HMAC of name, password and hash -> until
 
     def _current(self) -> tuple[dict[str, str], bytes]:
         now = stamp(self.path)
         with self._lock:
             if now != self._stamp:
                 self._stamp = now
+                self._verified.clear()
                 try:
                     users = read_users(self.path)
                 except InputError as exc:
@@ -78,10 +91,22 @@ class UserFile:
     def __len__(self) -> int:
         return len(self._current()[0])
 
-    def check(self, name: str, password: str) -> bool:
+    def check(self, name: str, password: str, clock: Callable[[], float] = time.monotonic) -> bool:
         users, dummy = self._current()
         hashed = users.get(name)
         if hashed is None or not hashed.startswith(BCRYPT_PREFIXES):
             check_password(password, dummy.decode())
             return False
-        return check_password(password, hashed)
+        mark = hmac.new(self._key, f"{name}\0{password}\0{hashed}".encode(), hashlib.sha256).digest()
+        now = clock()
+        with self._lock:
+            if self._verified.get(mark, 0.0) > now:
+                return True
+        if not check_password(password, hashed):
+            return False
+        with self._lock:
+            if len(self._verified) >= _VERIFIED_MAX:
+                self._verified = {k: v for k, v in self._verified.items() if v > now}
+            if len(self._verified) < _VERIFIED_MAX:
+                self._verified[mark] = now + VERIFIED_TTL
+        return True

@@ -16,10 +16,11 @@ def check_auth(ctx: VerifyContext) -> str:
     t = ctx.target
     # A random wrong password: never derived from the real one, so no part of it can leak.
     wrong = "wrong-" + secrets.token_urlsafe(12)
+    stranger = t.client(password=wrong)
     try:
         anonymous, refused, good = parallel(
             lambda: t.client(anonymous=True).request("GET", "/v2/", auth=False),
-            lambda: t.client(password=wrong).request("GET", "/v2/"),
+            lambda: stranger.request("GET", "/v2/"),
             lambda: t.client().request("GET", "/v2/"),
         )
     except NETWORK_ERRORS as exc:
@@ -27,7 +28,7 @@ def check_auth(ctx: VerifyContext) -> str:
     if anonymous.status != 401:
         raise CheckFailed(f"GET /v2/ without credentials answered {anonymous.status}, expected 401")
     if t.token_realm is not None:
-        challenge = _token_challenge(ctx, anonymous, wrong)
+        challenge = _token_challenge(ctx, anonymous, stranger.token_status)
     else:
         realm = basic_realm(anonymous)
         if realm is None:
@@ -55,7 +56,7 @@ def check_auth(ctx: VerifyContext) -> str:
     )
 
 
-def _token_challenge(ctx: VerifyContext, anonymous: Response, wrong: str) -> str:
+def _token_challenge(ctx: VerifyContext, anonymous: Response, wrong_status: int | None) -> str:
     """Token auth: the challenge sends clients to the token server this inventory names, and that
     server itself refuses a wrong password (rather than issuing a token that grants nothing)."""
     t = ctx.target
@@ -69,12 +70,8 @@ def _token_challenge(ctx: VerifyContext, anonymous: Response, wrong: str) -> str
             f"the Bearer challenge names realm {params.get('realm')!r} and service "
             f"{params.get('service')!r}, expected {realm!r} and {t.token_service!r}"
         )
-    try:
-        bad = t.client(password=wrong).token_response(realm, t.token_service or "", "")
-    except NETWORK_ERRORS as exc:
-        raise CheckFailed(f"token server {realm}: {describe_error(exc)}") from None
-    if bad.status != 401:
-        raise CheckFailed(f"token server {realm}: a wrong password answered {bad.status}, expected 401")
+    if wrong_status != 401:  # the wrong password's own token request, made by the request above
+        raise CheckFailed(f"token server {realm}: a wrong password answered {wrong_status}, expected 401")
     return f'Bearer realm="{realm}"'
 
 

@@ -37,6 +37,8 @@ class Target:
     token_realm: str | None = None  # token auth: where clients get tokens (None: htpasswd)
     token_service: str | None = None
     smoke_repository: str = SMOKE_REPOSITORY  # where the push checks push (and cleanup deletes)
+    # Token auth: the user's tokens by scope, shared by the checks' clients as docker shares them.
+    tokens: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def registry(self) -> str:
@@ -47,11 +49,13 @@ class Target:
         """A registry client as the user (with *password* if given), or anonymous; it checks the
         certificate against ``server_name``, as clients do."""
         user = None if anonymous else self.user
-        if not anonymous and password is None:
+        shared = not anonymous and password is None
+        if shared:
             password = self.password
         return RegistryClient(
             self.address, self.port, self.ca_pem, user, password,
             server_hostname=self.server_name if self.ca_pem else None, timeout=REQUEST_TIMEOUT,
+            tokens=self.tokens if shared else None,
         )  # fmt: skip
 
 

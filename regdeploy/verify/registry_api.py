@@ -60,14 +60,17 @@ class RegistryClient:
         password: str | None = None,
         server_hostname: str | None = None,
         timeout: float = 10.0,
+        tokens: dict[str, str] | None = None,
     ) -> None:
+        """*tokens*: a cache of Bearer tokens by scope to share between clients of one user."""
         self.address = address
         self.port = port
         self._ca = ca_pem
         self._auth = None
         if user is not None and password is not None:
             self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        self._tokens: dict[str, str] = {}  # scope -> Bearer token (token auth)
+        self._tokens: dict[str, str] = {} if tokens is None else tokens  # scope -> Bearer token
+        self.token_status: int | None = None  # the token server's last answer to this client
         self._server_hostname = server_hostname
         self._timeout = timeout
 
@@ -146,6 +149,7 @@ class RegistryClient:
         except (OSError, http.client.HTTPException) as exc:
             why = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).lower()
             raise TokenServerError(f"token server {realm}: {why}") from None
+        self.token_status = resp.status
         if resp.status != 200:
             return None
         value = resp.json()

@@ -96,3 +96,31 @@ def test_bad_file_at_start_is_an_input_error(tmp_path):
     (tmp_path / "users").write_text("alice:x\n:hash\n")
     with pytest.raises(InputError, match=r"users: entry 2: expected NAME:BCRYPT_HASH"):
         UserFile(tmp_path / "users")
+
+
+def test_a_verified_password_is_remembered_for_a_while_and_failures_never(user_file, monkeypatch):
+    calls = []
+    real = users_module.check_password
+
+    def counting(password, hashed):
+        calls.append(password)
+        return real(password, hashed)
+
+    monkeypatch.setattr(users_module, "check_password", counting)
+    now = [1000.0]
+    assert user_file.check("alice", "wonder", clock=lambda: now[0])
+    assert user_file.check("alice", "wonder", clock=lambda: now[0])
+    assert calls == ["wonder"]  # the second request cost no bcrypt compare
+    assert not user_file.check("alice", "guess", clock=lambda: now[0])
+    assert not user_file.check("alice", "guess", clock=lambda: now[0])
+    assert calls == ["wonder", "guess", "guess"]  # a wrong password pays every time
+    now[0] += users_module.VERIFIED_TTL + 1
+    assert user_file.check("alice", "wonder", clock=lambda: now[0])
+    assert calls[-1] == "wonder"  # expired: checked again
+
+
+def test_a_rotated_password_is_not_remembered(user_file):
+    assert user_file.check("alice", "wonder")
+    replace(user_file.path, line("alice", "new-one"))
+    assert not user_file.check("alice", "wonder")  # the file changed: the old password is gone at once
+    assert user_file.check("alice", "new-one")
