@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -258,3 +259,53 @@ def test_switching_htpasswd_token_htpasswd_keeps_the_data(tokened: Deployment, g
     got = d.api().request("GET", "/v2/alice/kept/manifests/v1", headers=accept)
     assert got.status == 200 and got.headers["docker-content-digest"] == digest
     assert d.api(user=None).request("GET", "/v2/", auth=False).headers["www-authenticate"].startswith("Basic")
+
+
+def test_external_token_server_is_trusted_and_verify_proves_the_bearer_flow(
+    tokened: Deployment, tmp_path: Path
+) -> None:
+    """server: external: regdeploy renders auth.token for a server it does not run (here regdeploy's own
+    token server started by hand, as an operator would run docker_auth) and verify goes through it."""
+    import bcrypt
+
+    from regdeploy.pki.build import make_signing_cert
+    from regdeploy.pki.keys import generate_key
+
+    d = tokened
+    key = generate_key("ecdsa-p256")
+    cert = make_signing_cert(key, "external token signing")
+    (tmp_path / "signing.key").write_bytes(key)
+    (tmp_path / "signing.crt").write_bytes(cert)
+    realm = f"http://127.0.0.1:{d.token_port}/token"
+    d.registry["auth"] = {"mode": "token", "users": [{"name": "alice"}], "token": {
+        "server": "external", "realm": realm, "service": "external-registry", "issuer": "external-issuer",
+        "rootcertbundle": {"file": str(tmp_path / "signing.crt")},
+    }}  # fmt: skip
+    d.write()
+    report = d.up_json()
+    assert not any(r.endswith("-token") for r, _ in changes(report))  # regdeploy runs no token server
+    hashed = bcrypt.hashpw(d.password("alice").encode(), bcrypt.gensalt(rounds=4)).decode()
+    (tmp_path / "users").write_text(f"alice:{hashed}\n")
+    (tmp_path / "token.yml").write_text(json.dumps({
+        "service": "external-registry", "issuer": "external-issuer", "expiry": 300,
+        "listen": {"bind": "127.0.0.1", "port": d.token_port},
+        "signing": {"key": "signing.key", "chain": "signing.crt"}, "users": "users",
+        "acl": [{"account": "*", "name": "*", "actions": ["*"]},
+                {"account": "*", "type": "registry", "name": "catalog", "actions": ["*"]}],
+    }))  # fmt: skip
+    server = subprocess.Popen([sys.executable, "-m", "regdeploy", "auth", "serve", "--config",
+                               str(tmp_path / "token.yml")],
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert server.stderr is not None
+        assert "token server: listening on" in server.stderr.readline()
+        verified = d.run("verify", "--json")
+        assert verified.exit_code == 0, verified.output
+        checks = {c["name"]: c for c in json.loads(verified.stdout)["hosts"]["localhost"]["checks"]}
+        assert f'Bearer realm="{realm}"' in checks["auth"]["detail"]
+        assert checks["api"]["ok"] and checks["engine"]["ok"]
+        users = d.run("users", "add", "bob")
+        assert users.exit_code == 1 and "external token server" in users.output
+    finally:
+        server.terminate()
+        server.wait(10)
