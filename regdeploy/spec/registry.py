@@ -14,6 +14,7 @@ from typing import Any
 from regdeploy.inventory import unevaluated
 from regdeploy.materials.secrets import SecretRef, secret_ref
 from regdeploy.spec import validate as v
+from regdeploy.spec.proxy import ProxySpec, parse_proxies
 from regdeploy.spec.run import REGISTRY_RUN, SIDECAR_RUN, RunSpec, parse_run
 from regdeploy.spec.token import AUTH_MODES, TokenSpec, parse_token
 from regdeploy.webhooks.relay.config import RelaySettings, parse_settings
@@ -137,6 +138,7 @@ class RegistrySpec:
     run: RunSpec = REGISTRY_RUN
     relay: RelaySpec | None = None
     sidecar_image: str | None = None  # None: the image `regdeploy image build --sidecar` makes
+    proxies: tuple[ProxySpec, ...] = ()
 
     @property
     def network(self) -> str:
@@ -152,7 +154,7 @@ _TOP_KEYS = (
     "name", "image", "image_source", "version", "port", "bind", "config_dir", "data_dir", "restart",
     "templates_dir",
     "log_level", "storage", "debug", "health_timeout", "http_secret", "tls", "auth", "notifications",
-    "run", "relay", "sidecar_image",
+    "run", "relay", "sidecar_image", "proxies",
 )  # fmt: skip
 
 
@@ -207,6 +209,7 @@ def parse_spec(
         auth=_auth(data.get("auth"), where.child("auth")),
         notifications=_notifications(data.get("notifications"), where.child("notifications")),
         run=parse_run(data.get("run"), where.child("run"), REGISTRY_RUN),
+        proxies=parse_proxies(data.get("proxies"), where.child("proxies"), version),
         relay=_relay(data.get("relay"), where.child("relay")),
         sidecar_image=(
             None
@@ -219,12 +222,18 @@ def parse_spec(
         where.child("notifications").child("endpoints").fail(
             "the endpoint name 'regdeploy-relay' is the deployed relay's (registry.relay): rename yours"
         )
+    taken: dict[int | None, str] = {spec.port: "registry.port", spec.debug_port: "registry.debug.port"}
     token = spec.auth.builtin_token
     if token is not None:
-        taken = {spec.port: "registry.port", spec.debug_port: "registry.debug.port"}
         if token.port in taken:
             where.child("auth").child("token").child("port").fail(
                 f"{token.port} is {taken[token.port]} already: the token server needs a port of its own"
+            )
+        taken[token.port] = "registry.auth.token.port"
+    for i, proxy in enumerate(spec.proxies):
+        if proxy.port in taken:
+            where.child("proxies").child(i).child("port").fail(
+                f"{proxy.port} is {taken[proxy.port]} already: each proxy needs a port of its own"
             )
     if spec.debug_port is not None and spec.debug_port == spec.port:
         where.child("debug").child("port").fail(f"must differ from registry.port ({spec.port})")
