@@ -15,6 +15,7 @@ from regdeploy.inventory import unevaluated
 from regdeploy.materials.secrets import SecretRef, secret_ref
 from regdeploy.spec import validate as v
 from regdeploy.spec.proxy import ProxySpec, parse_proxies
+from regdeploy.spec.retention import RetentionRule, parse_retention
 from regdeploy.spec.run import REGISTRY_RUN, SIDECAR_RUN, RunSpec, parse_run
 from regdeploy.spec.token import AUTH_MODES, TokenSpec, parse_token
 from regdeploy.webhooks.relay.config import RelaySettings, parse_settings
@@ -139,6 +140,7 @@ class RegistrySpec:
     relay: RelaySpec | None = None
     sidecar_image: str | None = None  # None: the image `regdeploy image build --sidecar` makes
     proxies: tuple[ProxySpec, ...] = ()
+    retention: tuple[RetentionRule, ...] = ()
 
     @property
     def network(self) -> str:
@@ -154,7 +156,7 @@ _TOP_KEYS = (
     "name", "image", "image_source", "version", "port", "bind", "config_dir", "data_dir", "restart",
     "templates_dir",
     "log_level", "storage", "debug", "health_timeout", "http_secret", "tls", "auth", "notifications",
-    "run", "relay", "sidecar_image", "proxies",
+    "run", "relay", "sidecar_image", "proxies", "retention",
 )  # fmt: skip
 
 
@@ -210,6 +212,7 @@ def parse_spec(
         notifications=_notifications(data.get("notifications"), where.child("notifications")),
         run=parse_run(data.get("run"), where.child("run"), REGISTRY_RUN),
         proxies=parse_proxies(data.get("proxies"), where.child("proxies"), version),
+        retention=parse_retention(data.get("retention"), where.child("retention")),
         relay=_relay(data.get("relay"), where.child("relay")),
         sidecar_image=(
             None
