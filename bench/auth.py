@@ -31,7 +31,7 @@ from common import REGDEPLOY, cli_env, free_port, local_inventory, remove_local,
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 from deploytools import push_small_image
 
-from regdeploy.deploy.render import builtin_templates_dir
+from regdeploy.deploy.templates import builtin_templates_dir
 from regdeploy.verify.registry_api import RegistryClient
 
 ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"

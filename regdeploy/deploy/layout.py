@@ -37,6 +37,21 @@ def token_config_dir(spec: RegistrySpec) -> str:
     return f"{spec.config_dir}/token"
 
 
+# A pull-through cache's own files inside the config dir (mounted whole, read-only) and the
+# directory of CA certificates it trusts upstreams with (Go reads every file of SSL_CERT_DIR, on top
+# of the image's own roots).
+def proxy_config_dir(spec: RegistrySpec, name: str) -> str:
+    return f"{spec.config_dir}/proxy-{name}"
+
+
+def proxy_data_dir(spec: RegistrySpec, name: str) -> str:
+    return f"{spec.data_dir}/proxy-{name}"
+
+
+def proxy_unit_name(spec: RegistrySpec, name: str) -> str:
+    return f"{spec.name}-proxy-{name}"
+
+
 def users_file(spec: RegistrySpec) -> str:
     """The htpasswd-format file whose users may sign in: the registry's own, or in token mode the
     built-in token server's (both re-read it when it changes)."""

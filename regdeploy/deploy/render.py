@@ -2,70 +2,18 @@
 
 from __future__ import annotations
 
-import functools
-import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from regdeploy.deploy.files import Rendered, RenderedDir, RenderedFile
 from regdeploy.deploy.layout import CONTAINER_CONFIG_DIR, CONTAINER_DATA_DIR
-from regdeploy.errors import SpecError
+from regdeploy.deploy.templates import registry_log_level, render_template
 
 if TYPE_CHECKING:
-    import jinja2
 
     from regdeploy.materials.host import HostMaterials
     from regdeploy.spec.registry import RegistrySpec
 
 Owner = tuple[int, int] | None
-
-# distribution logs every notification endpoint's headers at info level when it starts (tried on
-# 2.8.2): with a secret header, the registry logs at warn at most (its access log stays on).
-QUIET_LEVELS = ("error", "warn")
-
-
-def builtin_templates_dir() -> Path:
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "_templates", package.parent / "templates"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("regdeploy's templates are missing from the installation")
-
-
-@functools.lru_cache(maxsize=8)
-def _environment(user_dir: str | None) -> jinja2.Environment:
-    import jinja2
-
-    dirs = [user_dir] if user_dir else []
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([*dirs, str(builtin_templates_dir())]),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["q"] = _quote
-    return env
-
-
-def _quote(value: Any) -> str:
-    # JSON is valid YAML: strings get quoted and escaped, booleans and numbers stay typed.
-    return json.dumps(value)
-
-
-def render_template(spec: RegistrySpec, name: str, context: dict[str, Any]) -> bytes:
-    import jinja2
-
-    try:
-        return _environment(spec.templates_dir).get_template(name).render(**context).encode()
-    except jinja2.TemplateNotFound:
-        raise SpecError(f"host '{spec.host}': template {name} not found in {spec.templates_dir}") from None
-    except jinja2.UndefinedError as exc:
-        raise SpecError(f"host '{spec.host}': template {name}: {exc.message}") from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise SpecError(
-            f"{exc.filename or name}:{exc.lineno}: template syntax error: {exc.message}"
-        ) from None
-
 
 def render(spec: RegistrySpec, materials: HostMaterials) -> Rendered:
     cfg = spec.config_dir
@@ -88,6 +36,7 @@ def render(spec: RegistrySpec, materials: HostMaterials) -> Rendered:
             "endpoints": materials.endpoints,
             "log_level": registry_log_level(spec.log_level, materials),
             "token": materials.token,
+            "proxy": None,
         },
     )
     htpasswd = render_template(spec, "htpasswd.j2", {"users": materials.users})
@@ -138,12 +87,8 @@ def render(spec: RegistrySpec, materials: HostMaterials) -> Rendered:
         from regdeploy.deploy.render_token import token_files
 
         token_files(spec, materials, htpasswd, dirs, files)
+    if spec.proxies:
+        from regdeploy.deploy.render_proxy import proxy_files
+
+        proxy_files(spec, materials, dirs, files)
     return Rendered(tuple(dirs), tuple(files))
-
-
-def registry_log_level(wanted: str, materials: HostMaterials) -> str:
-    """The registry's log level: *wanted*, but no chattier than warn while an endpoint has headers
-    (they would be in `docker logs`)."""
-    if wanted in QUIET_LEVELS or not any(e.headers for e in materials.endpoints):
-        return wanted
-    return "warn"

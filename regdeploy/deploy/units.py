@@ -25,6 +25,9 @@ from regdeploy.deploy.layout import (
     RELAY_QUEUE_DIR,
     TOKEN_CONTAINER_DIR,
     TOKEN_CONTAINER_PORT,
+    proxy_config_dir,
+    proxy_data_dir,
+    proxy_unit_name,
     relay_config_dir,
     relay_queue_dir,
     token_config_dir,
@@ -97,7 +100,8 @@ def token_name(spec: RegistrySpec) -> str:
 
 def _own_dirs(spec: RegistrySpec) -> tuple[str, ...]:
     """Config dirs of the units other than the registry: their files restart them, not it."""
-    return tuple(d + "/" for d in (relay_config_dir(spec), token_config_dir(spec)))
+    proxies = [proxy_config_dir(spec, p.name) for p in spec.proxies]
+    return tuple(d + "/" for d in (relay_config_dir(spec), token_config_dir(spec), *proxies))
 
 
 def registry_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
@@ -175,6 +179,46 @@ def token_unit(spec: RegistrySpec, rendered: Rendered, sidecar_image: str) -> Un
     )
 
 
+def proxy_units(spec: RegistrySpec, rendered: Rendered) -> list[Unit]:
+    """One registry in proxy mode per upstream: its own config and storage, the registry's TLS and
+    auth (the config dir is mounted whole), and the CAs it trusts upstreams with in SSL_CERT_DIR."""
+    units = []
+    registry_reads = {f"{spec.config_dir}/certs/server.crt", f"{spec.config_dir}/certs/server.key",
+                      f"{spec.config_dir}/auth/token-bundle.crt"}  # fmt: skip
+    for p in spec.proxies:
+        inside = f"{CONTAINER_CONFIG_DIR}/proxy-{p.name}"
+        own = proxy_config_dir(spec, p.name) + "/"
+        env = {"SSL_CERT_DIR": f"{inside}/ca"}
+        if spec.version >= 3:
+            env["OTEL_TRACES_EXPORTER"] = "none"
+        units.append(
+            Unit(
+                name=proxy_unit_name(spec, p.name),
+                role="proxy",
+                image=spec.image,
+                command=("serve", f"{inside}/config.yml"),
+                run=spec.run,
+                restart=spec.restart,
+                probe=Probe("http", port=p.port),
+                ports=(Port(REGISTRY_PORT, spec.bind, p.port),),
+                mounts=(
+                    Mount(spec.config_dir, CONTAINER_CONFIG_DIR, True),
+                    Mount(proxy_data_dir(spec, p.name), CONTAINER_DATA_DIR, False),
+                ),
+                env=env,
+                network=spec.network,
+                aliases=(f"proxy-{p.name}",),
+                start_files=tuple(
+                    f.path
+                    for f in rendered.files
+                    if f.restart and (f.path.startswith(own) or f.path in registry_reads)
+                ),
+                owned_dirs=(proxy_data_dir(spec, p.name),),
+            )
+        )
+    return units
+
+
 def host_units(spec: RegistrySpec, rendered: Rendered, sidecar_image: str) -> list[Unit]:
     """The host's units in dependency order (a unit after those it sends to or that serve its
     clients first: the token server and the relay before the registry)."""
@@ -182,6 +226,7 @@ def host_units(spec: RegistrySpec, rendered: Rendered, sidecar_image: str) -> li
         token_unit(spec, rendered, sidecar_image),
         relay_unit(spec, rendered, sidecar_image),
         registry_unit(spec, rendered),
+        *proxy_units(spec, rendered),
     ]
     return [u for u in units if u is not None]
 
@@ -190,7 +235,11 @@ def unit_names(spec: RegistrySpec) -> list[tuple[str, str]]:
     """(name, role) of the units the spec asks for, without rendering anything (status, down)."""
     names = [(token_name(spec), "token")] if spec.auth.builtin_token is not None else []
     names += [(relay_name(spec), "relay")] if spec.relay is not None else []
-    return [*names, (spec.name, "registry")]
+    return [
+        *names,
+        (spec.name, "registry"),
+        *((proxy_unit_name(spec, p.name), "proxy") for p in spec.proxies),
+    ]
 
 
 def sidecar_wanted(spec: RegistrySpec) -> bool:

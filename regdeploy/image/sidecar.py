@@ -385,7 +385,7 @@ def _distribution_files(
 
 def _python_packages(files: _Collector, site: str, templates_dir: Path | None) -> None:
     """regdeploy (its directory), its templates and built-in inventory, and its dependency closure."""
-    from regdeploy.deploy.render import builtin_templates_dir
+    from regdeploy.deploy.templates import builtin_templates_dir
     from regdeploy.inventory.loader import builtin_inventory_path
 
     package = Path(regdeploy.__file__).resolve().parent

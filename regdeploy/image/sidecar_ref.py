@@ -22,7 +22,7 @@ SIDECAR_REPOSITORY = "regdeploy-sidecar"
 @functools.lru_cache(maxsize=1)
 def source_digest() -> str:
     """sha256 over the package's .py files, the templates and the runtime versions (a few ms)."""
-    from regdeploy.deploy.render import builtin_templates_dir
+    from regdeploy.deploy.templates import builtin_templates_dir
 
     h = hashlib.sha256()
     h.update(f"python {sys.version}\0".encode())

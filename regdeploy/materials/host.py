@@ -68,6 +68,17 @@ class TokenMaterial:
     reason: str | None = None  # why the signing key was made in this run
 
 
+@dataclass(frozen=True)
+class ProxyMaterial:
+    """A pull-through cache's upstream credentials and the CA it trusts the upstream with (the
+    user's ``ca``; regdeploy's own CA is always trusted too, for upstreams of the same inventory)."""
+
+    name: str
+    username: str | None
+    password: str | None
+    ca: bytes | None
+
+
 TOKEN_KEY_KEY = "token/signing.key"
 TOKEN_CERT_KEY = "token/signing.crt"
 TOKEN_RENEW_DAYS = 30
@@ -88,6 +99,7 @@ class HostMaterials:
     tls: TlsMaterial | None
     relay: RelayMaterial | None = None
     token: TokenMaterial | None = None
+    proxies: tuple[ProxyMaterial, ...] = ()
 
 
 def host_sans(name: str, host_vars: Mapping[str, Any], spec: RegistrySpec) -> list[str]:
@@ -162,6 +174,17 @@ class MaterialsBuilder:
             tls=self._tls(spec, host_sans(spec.host, host_vars, spec)),
             relay=relay,
             token=self._token(spec, host_vars, who),
+            proxies=tuple(self._proxy(spec, i, who) for i in range(len(spec.proxies))),
+        )
+
+    def _proxy(self, spec: RegistrySpec, i: int, who: str) -> ProxyMaterial:
+        p = spec.proxies[i]
+        where = f"{who}.proxies[{i}]"
+        return ProxyMaterial(
+            name=p.name,
+            username=None if p.username is None else self._resolver.resolve(p.username, f"{where}.username"),
+            password=None if p.password is None else self._resolver.resolve(p.password, f"{where}.password"),
+            ca=None if p.ca is None else self._resolver.resolve(p.ca, f"{where}.ca").encode() + b"\n",
         )
 
     def _token(self, spec: RegistrySpec, host_vars: Mapping[str, Any], who: str) -> TokenMaterial | None:

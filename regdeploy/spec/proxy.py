@@ -25,6 +25,7 @@ class ProxySpec:
     password: SecretRef | None = None
     ttl: str | None = None  # distribution 3.x only
     ca: SecretRef | None = None  # the upstream's private CA ({file: ...})
+    check_image: str | None = None  # REPO:TAG that `verify` pulls through the proxy
 
 
 def parse_proxies(raw: Any, where: v.Where, version: int) -> tuple[ProxySpec, ...]:
@@ -40,7 +41,9 @@ def parse_proxies(raw: Any, where: v.Where, version: int) -> tuple[ProxySpec, ..
 
 
 def _proxy(raw: Any, where: v.Where, version: int) -> ProxySpec:
-    data = v.mapping(raw, where, ("name", "remoteurl", "username", "password", "port", "ttl", "ca"))
+    data = v.mapping(
+        raw, where, ("name", "remoteurl", "username", "password", "port", "ttl", "ca", "check_image")
+    )
     name = v.string(data.get("name"), where.child("name"), _NAME_RE, "lower-case letters, digits and -")
     if data.get("remoteurl") is None:
         where.child("remoteurl").fail(
@@ -70,4 +73,12 @@ def _proxy(raw: Any, where: v.Where, version: int) -> ProxySpec:
         else secret_ref(data["password"], where.child("password"), None),
         ttl=ttl,
         ca=None if data.get("ca") is None else secret_ref(data["ca"], where.child("ca"), None),
+        check_image=None
+        if data.get("check_image") is None
+        else v.string(
+            data["check_image"],
+            where.child("check_image"),
+            r"[a-z0-9][a-z0-9._/-]*:[\w][\w.-]{0,127}",
+            "expected REPOSITORY:TAG (library/busybox:latest for Docker Hub)",
+        ),
     )

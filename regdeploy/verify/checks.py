@@ -26,6 +26,7 @@ CHECKS: tuple[CheckInfo, ...] = (
     CheckInfo("catalog", ("api",), "the smoke repository in the paged catalog and tags list", True),
     CheckInfo("notifications", ("api",), "each webhook endpoint got this run's events", True),
     CheckInfo("persistence", ("api",), "restart the container, pushed images remain (opt-in)", True),
+    CheckInfo("proxies", ("auth",), "each pull-through cache answers; check_image pulls through it"),
     CheckInfo("cleanup", ("api",), "delete the smoke manifests and local images"),
 )
 BY_NAME = {c.name: c for c in CHECKS}
@@ -35,7 +36,7 @@ PUSHERS = ("engine", "api")
 # Checks of one phase run at once (catalog starts when the pushes are done, while the pulls go on);
 # cleanup is in no phase: it runs last, whatever happened.
 PHASES: tuple[tuple[str, ...], ...] = (
-    ("tcp",), ("tls",), ("auth",), (*PUSHERS, "catalog"), ("notifications",), ("persistence",),
+    ("tcp",), ("tls",), ("auth",), (*PUSHERS, "catalog", "proxies"), ("notifications",), ("persistence",),
 )  # fmt: skip
 
 

@@ -74,6 +74,15 @@ class RegistryClient:
         self._server_hostname = server_hostname
         self._timeout = timeout
 
+    def at_port(self, port: int) -> RegistryClient:
+        """The same client for another registry of the same host (a pull-through cache)."""
+        import copy
+
+        other = copy.copy(self)
+        other.port = port
+        other._tokens = {}
+        return other
+
     def _connection(self) -> http.client.HTTPConnection:
         if self._ca is None:
             return http.client.HTTPConnection(self.address, self.port, timeout=self._timeout)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from regdeploy.errors import RegdeployError
-from regdeploy.verify import api, auth, catalog, cleanup, engine, net, notifications, persistence
+from regdeploy.verify import api, auth, catalog, cleanup, engine, net, notifications, persistence, proxies
 from regdeploy.verify.checks import BY_NAME, CHECK_NAMES, PHASES, PUSHERS
 from regdeploy.verify.context import VerifyContext, make_target
 from regdeploy.verify.model import Blocked, CheckFailed, CheckResult, NotApplicable, Status
@@ -33,6 +33,7 @@ RUN: dict[str, Callable[[VerifyContext], str]] = {
     "catalog": catalog.check_catalog,
     "notifications": notifications.check_notifications,
     "persistence": persistence.check_persistence,
+    "proxies": proxies.check_proxies,
     "cleanup": cleanup.check_cleanup,
 }
 assert set(RUN) == set(CHECK_NAMES)

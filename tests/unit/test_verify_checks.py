@@ -16,6 +16,7 @@ def test_default_is_every_check_but_the_opt_in_one():
         "api",
         "catalog",
         "notifications",
+        "proxies",
         "cleanup",
     ]
     assert select_checks([], persistence=True) == list(CHECK_NAMES)
