@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ def register(cli: click.Group) -> None:
     cli.add_command(plan)
     cli.add_command(down)
     cli.add_command(status)
+    cli.add_command(rollback)
 
 
 def _run_up(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
@@ -29,11 +31,13 @@ def _run_up(inventory: Path | None, limit: str | None, forks: int, as_json: bool
     from regdeploy.certs.notices import tls_warnings
     from regdeploy.cli.output import print_up, up_json
     from regdeploy.ops.fanout import fan_out
+    from regdeploy.ops.rollback import GENERATIONS
     from regdeploy.ops.run import outcomes, prepare, up_host
 
     run = prepare(inventory, limit, connect)
     if not check:
         run.state.commit()
+    generations = None if check else run.state.root / GENERATIONS
 
     def say(host: str, message: str) -> None:
         progress(f"[{host}] {run.masker.mask(message)}")
@@ -46,7 +50,7 @@ def _run_up(inventory: Path | None, limit: str | None, forks: int, as_json: bool
         fan_out(
             run.jobs,
             lambda j: j.name,
-            lambda j: up_host(j, check, with_diff, adopt, say, run.masker),
+            lambda j: up_host(j, check, with_diff, adopt, say, run.masker, generations),
             forks,
             serial=serial,
             fail_fast=fail_fast,
@@ -216,3 +220,41 @@ def status(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
     else:
         print_status(payload)
     sys.exit(EXIT_OK if payload["ok"] else EXIT_FAILED)
+
+
+@click.command()
+@host_options
+@connect_options
+def rollback(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
+             connect_timeout: float | None, accept_new_host_keys: bool) -> None:  # fmt: skip
+    """Put back what the last changing `up` replaced: its files and unit definitions.
+
+    \b
+    `up` keeps one previous generation per host (in the state directory).
+    rollback writes those files back and makes those containers again, each
+    replaced only once the previous one serves again (health-gated, as `up`);
+    units the last `up` created are removed; data is never touched. The next
+    `up` then wants the inventory's newer state again, and its plan says why.
+
+    \b
+    Example:
+      regdeploy up                  # a new image or config goes out ...
+      regdeploy rollback --limit reg1   # ... and comes back on reg1
+    """
+    from regdeploy.cli.output import print_up, up_json
+    from regdeploy.ops.fanout import fan_out
+    from regdeploy.ops.rollback import rollback_host
+    from regdeploy.ops.run import outcomes, prepare
+
+    run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
+
+    def say(host: str, message: str) -> None:
+        progress(f"[{host}] {run.masker.mask(message)}")
+
+    back = partial(rollback_host, state_root=run.state.root, masker=run.masker, progress=say)
+    results = outcomes(fan_out(run.jobs, lambda j: j.name, back, forks))
+    if as_json:
+        emit_json(up_json(results))
+    else:
+        print_up(results, False, False)
+    sys.exit(EXIT_OK if all(r.ok for r in results.values()) else EXIT_FAILED)

@@ -25,6 +25,7 @@ from regdeploy.transport.engine_api import Engine
 
 Progress = Callable[[str], None]
 ObtainImage = Callable[[str], str]  # image ref -> its id on the host, getting it there first
+PreviousFiles = dict[str, tuple[bytes | None, int, tuple[int, int] | None]]  # path -> (data, mode, owner)
 
 
 @dataclass
@@ -32,7 +33,7 @@ class _Undo:
     """What to put back if a unit fails: old file contents (None = did not exist), and the units
     replaced so far, as (unit, old container id aside or None, whether it was running)."""
 
-    files: dict[str, tuple[bytes | None, int, tuple[int, int] | None]] = field(default_factory=dict)
+    files: PreviousFiles = field(default_factory=dict)
     created: list[str] = field(default_factory=list)  # new container ids, in order
     aside: list[tuple[Unit, str, bool]] = field(default_factory=list)
 
@@ -47,9 +48,11 @@ def apply_plan(
     progress: Progress,
     mask: Callable[[str], str],
     obtain_image: ObtainImage,
-) -> None:
+) -> PreviousFiles:
+    """Carry out *plan*; returns the previous content of every file it wrote (None: it did not
+    exist), which is what a later rollback writes back."""
     if not plan.changed:
-        return
+        return {}
     engine = transport.engine()
     for change in plan.of_kind("image"):
         image_id = obtain_image(change.target)
@@ -93,6 +96,7 @@ def apply_plan(
     except RegdeployError as exc:
         raise ApplyError(f"{spec.host}: {exc}{steps.roll_back()}") from None
     steps.commit()
+    return {path: (data, mode, owner) for path, (data, mode, owner) in undo.files.items()}
 
 
 @dataclass

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from regdeploy.deploy.definition import (
     LABEL_MANAGED,
     LABEL_REGISTRY,
+    LABEL_ROLE,
     OLD_SUFFIX,
     Definition,
     recorded_definition,
@@ -35,6 +36,7 @@ class ContainerFacts:
     definition: Definition | None
     host_ports: frozenset[tuple[str, int]]
     registry: str = ""  # the io.regdeploy.registry label ("" on containers of older versions)
+    role: str = "registry"  # the io.regdeploy.role label (older versions: the registry only)
 
     @property
     def running(self) -> bool:
@@ -173,4 +175,5 @@ def container_facts(info: Mapping[str, object]) -> ContainerFacts:
         definition=recorded_definition(labels),
         host_ports=frozenset(ports),
         registry=str(labels.get(LABEL_REGISTRY, "")),
+        role=str(labels.get(LABEL_ROLE, "registry")),
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regdeploy.deploy.files import Rendered
 from regdeploy.deploy.plan import Plan, Wanted, wanted_for
@@ -22,6 +22,12 @@ from regdeploy.materials.secrets import Masker, SecretResolver
 from regdeploy.materials.state import StateStore
 from regdeploy.materials.users import state_user_names, with_state_users
 from regdeploy.spec.registry import RegistrySpec, parse_spec
+
+if TYPE_CHECKING:
+    from regdeploy.deploy.apply import PreviousFiles
+    from regdeploy.deploy.definition import Definition
+    from regdeploy.deploy.facts import HostFacts
+    from regdeploy.deploy.generation import Generation
 
 Progress = Callable[[str, str], None]  # (host, message)
 _WARNED: set[str] = set()
@@ -149,8 +155,16 @@ def prepare(
 
 
 def up_host(
-    job: HostJob, check: bool, with_diff: bool, adopt: bool, progress: Progress, masker: Masker
+    job: HostJob,
+    check: bool,
+    with_diff: bool,
+    adopt: bool,
+    progress: Progress,
+    masker: Masker,
+    generations: Path | None = None,
 ) -> Plan:
+    """Converge one host. *generations*: the state dir's folder where a changing run keeps what it
+    replaced (``HOST.json``), for ``regdeploy rollback``."""
     from regdeploy.deploy.apply import apply_plan
     from regdeploy.deploy.facts import gather, preflight
     from regdeploy.deploy.plan import make_plan
@@ -171,7 +185,7 @@ def up_host(
             preflight(transport, job.spec, job.units, facts, adopt)
         if not check:
             ca = job.materials.tls.ca_cert if job.materials.tls else None
-            apply_plan(
+            previous = apply_plan(
                 transport,
                 job.spec,
                 job.rendered,
@@ -182,6 +196,8 @@ def up_host(
                 masker.mask,
                 obtain_image=image_provider(transport, job.vars, say, job.sidecar_image),
             )
+            if generations is not None and plan.changed:
+                keep_generation(generations, job.name, replaced(plan, facts, previous))
         return plan
     except RegdeployError as exc:
         text = masker.mask(str(exc))
@@ -190,6 +206,34 @@ def up_host(
         raise HostError(text) from None
     finally:
         transport.close()
+
+
+def replaced(plan: Plan, facts: HostFacts, previous: PreviousFiles) -> Generation:
+    """What *plan* replaced on the host: the files before, each changed unit's definition before."""
+    from regdeploy.deploy.generation import Generation
+
+    units: dict[str, tuple[str, Definition | None]] = {}
+    strays = {c.name: c for c in facts.strays}
+    for change in plan.of_kind("container"):
+        current = facts.container(change.target) or strays.get(change.target)
+        if change.action == "create":
+            units[change.target] = (_role(plan, change.target), None)
+        elif change.action in ("recreate", "adopt", "remove") and current is not None and current.definition:
+            units[change.target] = (current.role, current.definition)
+    return Generation(previous, units)
+
+
+def _role(plan: Plan, name: str) -> str:
+    return "registry" if name == plan.host else name.rsplit("-", 1)[-1]
+
+
+def keep_generation(folder: Path, host: str, generation: Generation) -> None:
+    from regdeploy.fileio import atomic_write
+
+    if generation.empty:
+        return
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    atomic_write(folder / f"{host}.json", generation.to_json(), 0o600)
 
 
 def outcomes(results: Mapping[str, Plan | RegdeployError]) -> dict[str, HostOutcome]:

@@ -83,7 +83,7 @@ def test_cli_depends_on_nothing_below_ops_but_inventory_output_and_errors():
     offenders = {
         (mod, dep)
         for mod, deps in graph.items()
-        if mod.startswith("regdeploy.cli")
+        if mod == "regdeploy.cli" or mod.startswith("regdeploy.cli.")
         for dep in deps
         if dep.startswith(("regdeploy.deploy", "regdeploy.transport"))
     }
