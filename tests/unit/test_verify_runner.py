@@ -75,7 +75,8 @@ def test_all_pass_in_order_and_cleanup_runs_last(fakes):
     fakes.checks["api"] = _pusher("api")
     report = _run()
     assert report.ok
-    assert [c.name for c in report.checks] == [*runner.CHECK_NAMES[:7], "proxies", "cleanup"]  # no persistence
+    # Every check but the opt-in persistence, cleanup last.
+    assert [c.name for c in report.checks] == [*runner.CHECK_NAMES[:7], "proxies", "cleanup"]
     assert fakes.calls[-1] == "cleanup" and "prepare" in fakes.calls
     assert fakes.calls.index("before_pushes") < fakes.calls.index("catalog")
     assert fakes.transport.closed
