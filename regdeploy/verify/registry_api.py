@@ -8,6 +8,7 @@ import json
 import re
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,11 @@ class RegistryClient:
         self.token_status: int | None = None  # the token server's last answer to this client
         self._server_hostname = server_hostname
         self._timeout = timeout
+        self._ctx: ssl.SSLContext | None = None
+        # One kept-alive connection per client (a TLS handshake per request was a third of a
+        # verify run), used by one request at a time.
+        self._kept: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
 
     def at_port(self, port: int) -> RegistryClient:
         """The same client for another registry of the same host (a pull-through cache)."""
@@ -81,14 +87,22 @@ class RegistryClient:
         other = copy.copy(self)
         other.port = port
         other._tokens = {}
+        other._kept = None
+        other._lock = threading.Lock()
         return other
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ctx is None:
+            assert self._ca is not None
+            self._ctx = ssl.create_default_context(cadata=self._ca.decode())
+            if self._server_hostname is None:
+                self._ctx.check_hostname = False
+        return self._ctx
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._ca is None:
             return http.client.HTTPConnection(self.address, self.port, timeout=self._timeout)
-        ctx = ssl.create_default_context(cadata=self._ca.decode())
-        if self._server_hostname is None:
-            ctx.check_hostname = False
+        ctx = self._context()
         if self._server_hostname is not None:
             return NamedHTTPSConnection(self.address, self.port, self._server_hostname, ctx, self._timeout)
         return http.client.HTTPSConnection(self.address, self.port, timeout=self._timeout, context=ctx)
@@ -103,7 +117,7 @@ class RegistryClient:
             hdrs["Authorization"] = f"Bearer {self._tokens[scope_key]}"
         elif auth and self._auth:
             hdrs["Authorization"] = self._auth
-        resp = self._send(self._connection(), method, path, body, hdrs)
+        resp = self._kept_send(method, path, body, hdrs)
         if resp.status != 401 or not auth:
             return resp
         scheme, params = challenge_params(resp.headers.get("www-authenticate", ""))
@@ -114,7 +128,41 @@ class RegistryClient:
             return resp
         self._tokens[scope_key] = token
         hdrs["Authorization"] = f"Bearer {token}"
-        return self._send(self._connection(), method, path, body, hdrs)
+        return self._kept_send(method, path, body, hdrs)
+
+    def _kept_send(self, method: str, path: str, body: bytes | None, hdrs: dict[str, str]) -> Response:
+        """On the kept-alive connection; a connection the server closed meanwhile is made anew once."""
+        with self._lock:
+            for attempt in (1, 2):
+                fresh = self._kept is None
+                if self._kept is None:
+                    self._kept = self._connection()
+                conn = self._kept
+                try:
+                    conn.request(method, path, body=body, headers=hdrs)
+                    resp = conn.getresponse()
+                    answer = Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    conn.close()
+                    self._kept = None
+                    if fresh or attempt == 2:
+                        raise
+                    continue
+                except BaseException:
+                    conn.close()
+                    self._kept = None
+                    raise
+                if resp.will_close:
+                    conn.close()
+                    self._kept = None
+                return answer
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._kept is not None:
+                self._kept.close()
+                self._kept = None
 
     @staticmethod
     def _scope_key(method: str, path: str) -> str:
@@ -147,7 +195,7 @@ class RegistryClient:
         if url.scheme == "http" or self._ca is None:
             conn = http.client.HTTPConnection(self.address, port, timeout=self._timeout)
         else:
-            ctx = ssl.create_default_context(cadata=self._ca.decode())
+            ctx = ssl.create_default_context(cadata=self._ca.decode())  # names always checked here
             conn = NamedHTTPSConnection(self.address, port, name or self.address, ctx, self._timeout)
         hdrs = {"Authorization": self._auth} if self._auth else {}
         return self._send(conn, "GET", f"{url.path or '/'}?{query}", None, hdrs)

@@ -27,7 +27,7 @@ class FakeTransport:
 
 def _job() -> SimpleNamespace:
     user = SimpleNamespace(name="alice", disabled=False)
-    spec = SimpleNamespace(port=5000, auth=SimpleNamespace(users=(user,), builtin_token=None))
+    spec = SimpleNamespace(port=5000, auth=SimpleNamespace(users=(user,), builtin_token=None), proxies=())
     return SimpleNamespace(
         name="reg",
         vars={"ansible_connection": "local"},
@@ -76,7 +76,7 @@ def test_all_pass_in_order_and_cleanup_runs_last(fakes):
     report = _run()
     assert report.ok
     # Every check but the opt-in persistence, cleanup last.
-    assert [c.name for c in report.checks] == [*runner.CHECK_NAMES[:7], "proxies", "cleanup"]
+    assert [c.name for c in report.checks] == [*runner.CHECK_NAMES[:7], "cleanup"]
     assert fakes.calls[-1] == "cleanup" and "prepare" in fakes.calls
     assert fakes.calls.index("before_pushes") < fakes.calls.index("catalog")
     assert fakes.transport.closed
