@@ -141,3 +141,21 @@ def test_a_registry_without_deletes_fails_with_one_clear_line(deployment: Deploy
         "registry.storage.delete: true, run `regdeploy up`, then retention again"
     )
     assert registry_tags(api) == {"v1", "v2", "v3", "v4"}
+
+
+def test_through_token_auth(deployment: Deployment, free_port: Any) -> None:
+    """With auth.mode token, the walk and the deletes answer the registry's Bearer challenges."""
+    d = deployment
+    d.registry["auth"] = {"mode": "token", "users": [{"name": "alice"}], "bcrypt_cost": 5,
+                          "token": {"port": free_port()}}  # fmt: skip
+    d.registry["retention"] = [{"repositories": "team/*", "keep_last": 1}]
+    d.write()
+    d.up_json()
+    api = d.api()
+    assert api.request("GET", "/v2/").status == 200  # a token, from the deployed token server
+    for n in range(1, 4):
+        push(api, REPO, f"v{n}", f"2026-01-01T00:00:0{n}Z")
+    code, out = retention(d)
+    assert code == 0, out
+    assert [x["tag"] for x in out["hosts"]["localhost"]["repositories"][REPO]["deleted"]] == ["v2", "v1"]
+    assert registry_tags(api) == {"v3"}
