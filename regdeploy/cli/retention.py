@@ -82,13 +82,16 @@ def print_retention(payload: dict[str, Any]) -> None:
         if host.get("note"):
             click.secho(f"{name}: {host['note']}: nothing to do", fg="green")
             continue
-        head = f"{name}: {verb} {deleted} tag{'s' * (deleted != 1)} in {len(repos)} repositor"
-        head += "y" if len(repos) == 1 else "ies"
-        click.secho(head, fg="yellow" if deleted else "green", bold=True)
+        if repos or not host.get("error"):
+            head = f"{name}: {verb} {deleted} tag{'s' * (deleted != 1)} in {len(repos)} repositor"
+            head += "y" if len(repos) == 1 else "ies"
+            click.secho(head, fg="yellow" if deleted else "green", bold=True)
         for repo, r in repos.items():
             click.echo(f"  {repo}")
             for d in r["deleted"]:
                 click.secho(f"    - {d['tag']:<20} {d['digest']}  {d['reason']}", fg="yellow")
+            for d in r.get("pending", []):
+                click.secho(f"    ! {d['tag']:<20} {d['digest']}  not deleted: the host failed", fg="red")
             for k in r["kept"]:
                 click.echo(f"    = {k['tag']:<20} {k['reason']}")
         if host.get("unmatched"):

@@ -36,8 +36,9 @@ def delete_refused(host: str, why: str = "it answered DELETE with 405") -> str:
 
 def retention_host(job: HostJob, dry_run: bool, now: datetime | None = None,
                    say: Say | None = None, api: Api | None = None) -> dict[str, Any]:  # fmt: skip
-    """This host's report: ``{"ok", "changed", "repositories": {REPO: {"deleted", "kept"}},
-    "unmatched", "error"}``. *api*: the registry client (tests); default as ``verify`` makes it."""
+    """This host's report: ``{"ok", "changed", "repositories": {REPO: {"rule", "deleted", "kept"}},
+    "unmatched", "error"}``; the repository a failure stopped in also has ``pending``, the deletions
+    decided but not done. *api*: the registry client (tests); default as ``verify`` makes it."""
     spec = job.spec
     out: dict[str, Any] = {"ok": True, "changed": False, "repositories": {}, "unmatched": 0, "error": None}
     if not spec.retention:
@@ -78,15 +79,15 @@ def retention_host(job: HostJob, dry_run: bool, now: datetime | None = None,
 def _apply(
     client: Api, decision: Decision, entry: dict[str, Any], dry_run: bool, out: dict[str, Any]
 ) -> None:
+    # Until each is done, the decided deletions are "pending": a failure leaves them listed there.
+    entry["pending"] = [{"tag": d.tag, "digest": d.digest, "reason": d.reason} for d in decision.deleted]
     for digest in decision.digests:
         if not dry_run:
             delete_manifest(client, decision.repository, digest)  # gone already: its tags are gone too
             out["changed"] = True
-        entry["deleted"] += [
-            {"tag": d.tag, "digest": d.digest, "reason": d.reason}
-            for d in decision.deleted
-            if d.digest == digest
-        ]
+        entry["deleted"] += [d for d in entry["pending"] if d["digest"] == digest]
+        entry["pending"] = [d for d in entry["pending"] if d["digest"] != digest]
+    del entry["pending"]
 
 
 def _client(job: HostJob) -> Api:

@@ -22,10 +22,10 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
 RULES = [{"repositories": "team/*", "keep_last": 3, "keep_tags": ["latest"]}]
 
 
-def job(rules: list[dict[str, Any]] | None = None, **registry: Any) -> HostJob:
-    spec = parse_spec("reg1", {"retention": RULES if rules is None else rules, **registry})
+def job(rules: list[dict[str, Any]] | None = None, name: str = "reg1", **registry: Any) -> HostJob:
+    spec = parse_spec(name, {"retention": RULES if rules is None else rules, **registry})
     materials = HostMaterials(http_secret="s", users=(), passwords={}, endpoints=(), tls=None)
-    return HostJob("reg1", {}, spec, materials)
+    return HostJob(name, {}, spec, materials)
 
 
 def registry() -> FakeRegistry:
@@ -93,6 +93,18 @@ def test_a_failure_keeps_what_was_done_and_names_the_repository() -> None:
     assert not out["ok"] and out["changed"]
     assert out["error"] == "reg1: team/zed: GET /v2/team/zed/tags/list?n=1000 answered 500: no"
     assert len(out["repositories"]["team/app"]["deleted"]) == 8
+    assert "pending" not in out["repositories"]["team/app"]  # done: nothing left over
+
+
+def test_a_failure_mid_repository_lists_what_is_left() -> None:
+    reg = registry()
+    second = reg.tags["team/app"]["v07"]
+    reg.fail["DELETE", f"/v2/team/app/manifests/{second}"] = 500
+    out = retention_host(job(), dry_run=False, now=NOW, api=reg)
+    app = out["repositories"]["team/app"]
+    assert [d["tag"] for d in app["deleted"]] == ["v08"]
+    assert [d["tag"] for d in app["pending"]] == ["v07", "v06", "v05", "v04", "v03", "v02", "v01"]
+    assert out["error"].startswith(f"reg1: team/app: DELETE /v2/team/app/manifests/{second} answered 500")
 
 
 def test_a_host_without_rules_has_nothing_to_do() -> None:
@@ -112,6 +124,28 @@ def test_text_output(capsys: Any) -> None:
     assert "    = latest               matches keep_tags 'latest'" in text
     assert "  1 other repository: no rule matches, untouched" in text
     assert text.endswith("dry run: nothing was deleted\n")
+
+
+def test_text_output_of_a_failed_host(capsys: Any) -> None:
+    reg = registry()
+    reg.delete_status = 405
+    failed = retention_host(job(), dry_run=False, now=NOW, api=reg)
+    assert [d["tag"] for d in failed["repositories"]["team/app"]["pending"]][:2] == ["v08", "v07"]
+    assert failed["repositories"]["team/app"]["deleted"] == []
+    refused = retention_host(job(name="reg2", storage={"delete": False}), dry_run=False, now=NOW, api=reg)
+    idle = retention_host(job([], "reg3"), False, NOW)
+    print_retention(summary({"reg1": failed, "reg2": refused, "reg3": idle}, False))
+    out = capsys.readouterr().out.splitlines()
+    v08 = reg.tags["team/app"]["v08"]
+    assert out[:3] == ["reg1: deleted 0 tags in 1 repository", "  team/app",
+                       f"    ! v08                  {v08}  not deleted: the host failed"]
+    assert out[-3:] == [
+        "reg1: FAILED: the registry refuses deletes (it answered DELETE with 405): set "
+        "registry.storage.delete: true, run `regdeploy up`, then retention again",
+        "reg2: FAILED: the registry refuses deletes (registry.storage.delete is false): set "
+        "registry.storage.delete: true, run `regdeploy up`, then retention again",
+        "reg3: no registry.retention rules: nothing to do",
+    ]  # fmt: skip
 
 
 def test_json_shape() -> None:
