@@ -4,6 +4,9 @@ Docker reads ``/etc/docker/certs.d/<host:port>/ca.crt`` on every connection (no 
 the exact ``host:port`` written in the image reference. So the CA goes under every name a client may
 use for the registry: its SANs with the registry's port, and the host of ``tls.external_url``.
 The system trust store is optional (other tools read it; dockerd only at start).
+
+podman, CRI-O, skopeo and buildah read ``/etc/containers/certs.d`` the same way (:func:`apply_trust`
+with that directory); containerd and k3s have files of their own (``regdeploy.clients.trust``).
 """
 
 from __future__ import annotations
@@ -55,13 +58,46 @@ def registry_addresses(
     return list(dict.fromkeys(out))
 
 
+def service_ports(spec: RegistrySpec) -> list[int]:
+    """The ports clients reach this registry's TLS services on, all with its CA: the registry, the
+    built-in token server, and each pull-through cache (``registry.proxies``)."""
+    ports = [spec.port]
+    token = spec.auth.builtin_token
+    if token is not None:
+        ports.append(token.port)
+    ports += [p.port for p in spec.proxies]
+    return list(dict.fromkeys(ports))
+
+
+def trusted_addresses(
+    name: str, host_vars: Mapping[str, Any], spec: RegistrySpec, same_machine: bool
+) -> list[str]:
+    """Every ``host:port`` to trust the registry's CA at: :func:`registry_addresses`, then every SAN
+    address with each other port of :func:`service_ports` (``tls.external_url`` names the registry only)."""
+    out = registry_addresses(name, host_vars, spec, same_machine)
+    for port in service_ports(spec)[1:]:
+        for san in host_sans(name, host_vars, spec):
+            if san.startswith("*.") or (is_loopback(san) and not same_machine):
+                continue
+            out.append(host_port(san, port))
+    return list(dict.fromkeys(out))
+
+
 class ClientFiles(Protocol):
     """The file operations trust needs on a client machine."""
 
     def read(self, path: str) -> bytes | None: ...
 
-    def write(self, path: str, data: bytes) -> None:
-        """Atomically, 0644, creating parent directories 0755."""
+    def write(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Atomically, with *mode* (0644 unless said), creating parent directories 0755."""
+        ...
+
+    def mode(self, path: str) -> int | None:
+        """The permission bits of file *path*, None when there is none."""
+        ...
+
+    def existing(self, paths: Sequence[str]) -> set[str]:
+        """Which of *paths* exist (files or directories)."""
         ...
 
     def remove(self, path: str) -> None: ...
@@ -82,10 +118,19 @@ class LocalFiles:
         except OSError as exc:
             raise HostError(f"cannot read {path}: {exc.strerror}") from None
 
-    def write(self, path: str, data: bytes) -> None:
+    def write(self, path: str, data: bytes, mode: int = 0o644) -> None:
         target = Path(path)
         make_dir(target.parent, 0o755)
-        write_file(target, data, 0o644)
+        write_file(target, data, mode)
+
+    def mode(self, path: str) -> int | None:
+        try:
+            return Path(path).stat().st_mode & 0o7777
+        except OSError:
+            return None
+
+    def existing(self, paths: Sequence[str]) -> set[str]:
+        return {p for p in paths if Path(p).exists()}
 
     def remove(self, path: str) -> None:
         try:
@@ -108,9 +153,16 @@ class TransportFiles:
     def read(self, path: str) -> bytes | None:
         return self._t.read_file(path)
 
-    def write(self, path: str, data: bytes) -> None:
+    def write(self, path: str, data: bytes, mode: int = 0o644) -> None:
         self._t.makedirs(path.rsplit("/", 1)[0], 0o755)
-        self._t.put_file(path, data, 0o644)
+        self._t.put_file(path, data, mode)
+
+    def mode(self, path: str) -> int | None:
+        state = self._t.stat_many([path])[path]
+        return state.mode if state is not None and state.kind == "file" else None
+
+    def existing(self, paths: Sequence[str]) -> set[str]:
+        return {p for p, state in self._t.stat_many(list(paths)).items() if state is not None}
 
     def remove(self, path: str) -> None:
         self._t.remove_file(path)
@@ -124,18 +176,21 @@ class TrustChange:
     path: str
     action: str  # create | update | remove
     reason: str
+    runtime: str = "docker"  # whose file: docker | containerd | podman | k3s | system
 
     def as_json(self) -> dict[str, str]:
-        return {"resource": f"file:{self.path}", "action": self.action, "reason": self.reason}
+        return {"resource": f"file:{self.path}", "action": self.action, "reason": self.reason,
+                "runtime": self.runtime}  # fmt: skip
 
 
 def apply_trust(
-    files: ClientFiles, certs_d: str, items: Sequence[TrustItem], remove: bool
+    files: ClientFiles, certs_d: str, items: Sequence[TrustItem], remove: bool, runtime: str = "docker"
 ) -> tuple[list[TrustChange], list[str]]:
     """Install (or remove) each item's ``ca.crt``; returns the changes and notes on what was left alone.
 
     Removal only deletes a ca.crt that is byte-for-byte the registry's CA, then its directory if
-    that is empty: anything else there was put by someone else.
+    that is empty: anything else there was put by someone else. *runtime* names whose directory
+    *certs_d* is (docker, or podman for ``/etc/containers/certs.d``), for the changes.
     """
     changes: list[TrustChange] = []
     notes: list[str] = []
@@ -151,11 +206,11 @@ def apply_trust(
                 continue
             files.remove(path)
             files.prune(directory)
-            changes.append(TrustChange(path, "remove", f"stop trusting {item.registry}'s CA"))
+            changes.append(TrustChange(path, "remove", f"stop trusting {item.registry}'s CA", runtime))
         elif current != item.ca:
             files.write(path, item.ca)
             action, why = ("create", "trust") if current is None else ("update", "replace another CA with")
-            changes.append(TrustChange(path, action, f"{why} {item.registry}'s CA"))
+            changes.append(TrustChange(path, action, f"{why} {item.registry}'s CA", runtime))
     return changes, notes
 
 
@@ -185,10 +240,11 @@ def apply_system_trust(store: SystemStore, cas: Mapping[str, bytes], remove: boo
         current = files.read(path)
         if remove and current is not None:
             files.remove(path)
-            changes.append(TrustChange(path, "remove", f"stop trusting {registry}'s CA system-wide"))
+            why = f"stop trusting {registry}'s CA system-wide"
+            changes.append(TrustChange(path, "remove", why, "system"))
         elif not remove and current != ca:
             files.write(path, ca)
-            changes.append(TrustChange(path, "create", f"trust {registry}'s CA system-wide"))
+            changes.append(TrustChange(path, "create", f"trust {registry}'s CA system-wide", "system"))
     if changes:
         if remove:
             files.prune(str(store.anchors))
