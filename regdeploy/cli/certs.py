@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from regdeploy.cli.client_output import print_client_hosts, root_option, runtime_option
 from regdeploy.cli.common import connect_options, connect_vars, emit_json, host_options, progress
 from regdeploy.errors import EXIT_FAILED, EXIT_OK
 
@@ -291,31 +292,43 @@ def import_command(host: str, chain: Path, inventory: Path | None, as_json: bool
 @host_options
 @connect_options
 @click.option("--local", "include_local", is_flag=True, help="Also (or only) this machine.")
-@click.option("--remove", is_flag=True, help="Undo: remove the CA files regdeploy installed.")
+@click.option("--remove", is_flag=True, help="Undo: remove the CA files and entries regdeploy installed.")
 @click.option("--registry", "registry_pattern", metavar="PATTERN",
               help="Which registries to trust (host pattern).  [default: all]")  # fmt: skip
+@runtime_option
+@click.option("--configure-containerd", is_flag=True,
+              help="Also point containerd's CRI plugin at certs.d (config_path in config.toml).")  # fmt: skip
 @click.option("--certs-d", default="/etc/docker/certs.d", show_default=True, metavar="DIR",
               help="Docker's per-registry certificate directory on the clients.")  # fmt: skip
+@root_option
 @click.option("--system", "system_store", is_flag=True,
               help="Also add the CA to the system trust store (this machine and local clients).")  # fmt: skip
 def trust_command(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
                   connect_timeout: float | None, accept_new_host_keys: bool, include_local: bool,
-                  remove: bool, registry_pattern: str | None, certs_d: str,
+                  remove: bool, registry_pattern: str | None, runtime: str | None,
+                  configure_containerd: bool, certs_d: str, root: str | None,
                   system_store: bool) -> None:  # fmt: skip
-    """Make Docker clients trust the registries' CA: CERTS_D/HOST:PORT/ca.crt.
+    """Make the clients' container runtimes trust the registries' CA.
 
     \b
     Clients are the hosts of the inventory group `clients` (narrowed with
     --limit) and, with --local, this machine. Each gets the CA of every
     registry (or --registry PATTERN) under every address clients may use:
-    SANs with the registry's port, and tls.external_url. Docker reads these
-    files on each connection: no restart, no insecure-registries.
-    --remove deletes only files that hold the registry's CA.
+    SANs with the registry's port, with the token server's and each proxy's
+    port, and tls.external_url. Per runtime (--runtime, else detected):
+      docker      CERTS_D/HOST:PORT/ca.crt
+      containerd  /etc/containerd/certs.d/HOST:PORT/{hosts.toml,ca.crt}
+      podman      /etc/containers/certs.d/HOST:PORT/ca.crt (CRI-O, skopeo, buildah)
+      k3s         /etc/rancher/k3s/registries.yaml entry (restart k3s)
+    No restart, except k3s (and containerd after --configure-containerd).
+    Without --runtime, --remove considers every runtime; it deletes only
+    what holds the registry's CA or regdeploy's entries. docs/clients.md.
 
     \b
     Examples:
-      regdeploy certs trust --local                   # docker on this machine
+      regdeploy certs trust --local                   # this machine's runtimes
       regdeploy certs trust --limit ci-runners        # some clients
+      regdeploy certs trust --local --runtime containerd,podman
       regdeploy certs trust --local --remove          # undo
     """
     from regdeploy.ops.certs import trust
@@ -325,25 +338,10 @@ def trust_command(inventory: Path | None, limit: str | None, forks: int, as_json
 
     connect = connect_vars(connect_timeout, accept_new_host_keys)
     payload = trust(inventory, limit, connect, include_local, remove, registry_pattern, certs_d,
-                    system_store, forks, None if as_json else skipped)  # fmt: skip
+                    system_store, forks, None if as_json else skipped, runtime=runtime,
+                    configure_containerd=configure_containerd, root=root)  # fmt: skip
     if as_json:
         emit_json(payload)
     else:
-        _print_trust(payload["hosts"])
+        print_client_hosts(payload["hosts"])
     sys.exit(EXIT_OK if payload["ok"] else EXIT_FAILED)
-
-
-def _print_trust(hosts: dict[str, Any]) -> None:
-    for name, h in hosts.items():
-        if h["error"]:
-            click.secho(f"{name}: FAILED: {h['error']}", fg="red", bold=True)
-            continue
-        if not h["changes"]:
-            click.secho(f"{name}: ok, no changes", fg="green")
-        else:
-            click.secho(f"{name}: {len(h['changes'])} changed", fg="yellow")
-            for c in h["changes"]:
-                sign = "-" if c["action"] == "remove" else "+"
-                click.echo(f"  {sign} {c['resource']}  {c['action']}: {c['reason']}")
-        for note in h["notes"]:
-            click.echo(f"  note: {note}")

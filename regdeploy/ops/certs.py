@@ -19,16 +19,15 @@ if TYPE_CHECKING:
     from regdeploy.certs.material import TlsMaterial
     from regdeploy.certs.show import HostCerts
     from regdeploy.certs.trust import TrustItem
+    from regdeploy.clients.runtimes import ClientPaths
     from regdeploy.inventory import Inventory
     from regdeploy.materials.secrets import Masker, SecretResolver
     from regdeploy.materials.state import StateStore
+    from regdeploy.ops.client_machines import Client
     from regdeploy.ops.run import HostOutcome, Progress
     from regdeploy.spec.registry import RegistrySpec
 
-CONTROL_MACHINE = "(control machine)"
-
 HostSpec = tuple[str, Mapping[str, Any], "RegistrySpec"]
-Client = tuple[str, Mapping[str, Any] | None]  # host vars None: the control machine
 
 
 @dataclass
@@ -309,12 +308,20 @@ def trust(
     system_store: bool,
     forks: int,
     skipped: Callable[[str, str], None] | None = None,
+    runtime: str | None = None,
+    configure_containerd: bool = False,
+    root: str | None = None,
 ) -> dict[str, Any]:
-    """Install (or *remove*) the CA of each registry (*registry_pattern*) on each client machine; the
-    ``certs trust --json`` object. *skipped* hears of each registry with no CA to install, and why."""
+    """Install (or *remove*) the CA of each registry (*registry_pattern*) on each client machine, for
+    each runtime (*runtime*: ``--runtime``, else the ones detected on each client); the ``certs trust
+    --json`` object. *skipped* hears of each registry with no CA to install, and why. *root*: the
+    clients' files are under it (a chroot, an image's filesystem)."""
     from regdeploy.certs.lookup import trusted_ca
+    from regdeploy.clients.runtimes import ClientPaths, parse_runtimes
+    from regdeploy.ops.client_machines import client_machines, failed
     from regdeploy.ops.fanout import fan_out
 
+    chosen = parse_runtimes(runtime)
     ctx = load_hosts(inventory, registry_pattern, connect)
     cas: dict[str, bytes] = {}
     for name, _, spec in ctx.hosts:
@@ -326,106 +333,59 @@ def trust(
                 skipped(name, found.note)
             continue
         cas[name] = found.pem
-    clients = _clients(ctx.inventory, limit, include_local, connect)
+    clients = client_machines(ctx.inventory, limit, include_local, connect)
+    paths = ClientPaths(docker_certs_d=certs_d)
 
     def items_for(client_local: bool) -> list[TrustItem]:
-        from regdeploy.certs.trust import TrustItem, registry_addresses
+        from regdeploy.certs.trust import TrustItem, trusted_addresses
         from regdeploy.transport.address import is_local
 
         items = []
         for name, host_vars, spec in ctx.hosts:
             if name in cas:
                 same = client_local and is_local(name, host_vars)
-                for address in registry_addresses(name, host_vars, spec, same):
+                for address in trusted_addresses(name, host_vars, spec, same):
                     items.append(TrustItem(name, address, cas[name]))
         return items
 
     def one(client: Client) -> dict[str, Any]:
-        return _trust_client(client, items_for, certs_d, remove, cas if system_store else None)
+        return _trust_client(client, items_for, paths, remove, cas if system_store else None,
+                             chosen, configure_containerd, root)  # fmt: skip
 
     results = fan_out(clients, lambda c: c[0], one, forks)
-    hosts = {
-        name: r if not isinstance(r, RegdeployError)
-        else {"ok": False, "changed": False, "changes": [], "notes": [], "error": ctx.masker.mask(str(r))}
-        for name, r in results.items()
-    }  # fmt: skip
+    hosts = {name: r if not isinstance(r, RegdeployError) else failed(ctx.masker.mask, r)
+             for name, r in results.items()}  # fmt: skip
     return {"ok": all(h["ok"] for h in hosts.values()),
             "changed": any(h["changed"] for h in hosts.values()), "hosts": hosts}  # fmt: skip
-
-
-def _clients(
-    inventory: Inventory, limit: str | None, include_local: bool, connect: Mapping[str, Any]
-) -> list[Client]:
-    """(name, host vars) of each client machine; vars None for the control machine.
-
-    Clients that are this machine (transport/address.py) appear once, so the same files are never
-    written by two workers at once.
-    """
-    from regdeploy.transport.address import is_local
-
-    group = set(inventory.groups.get("clients", ()))
-    chosen: list[Client] = []
-    if limit is not None or group:
-        candidates = inventory.select(limit) if limit is not None else list(inventory.hosts.values())
-        chosen += [(h.name, {**h.vars, **connect}) for h in candidates if h.name in group]
-    if include_local:
-        chosen.append((CONTROL_MACHINE, None))
-    here = [c for c in chosen if c[1] is None or is_local(c[0], c[1])]
-    chosen = [c for c in chosen if c not in here[1:]]
-    if not chosen:
-        where = f" matching --limit {limit!r}" if limit else ""
-        raise InputError(
-            f"{inventory.source}: no client machine{where}: add hosts to an inventory group `clients`, "
-            "or pass --local for this machine"
-        )
-    return chosen
 
 
 def _trust_client(
     client: Client,
     items_for: Callable[[bool], list[TrustItem]],
-    certs_d: str,
+    paths: ClientPaths,
     remove: bool,
     system_cas: dict[str, bytes] | None,
+    chosen: tuple[str, ...] | None,
+    configure_containerd: bool,
+    root: str | None,
 ) -> dict[str, Any]:
-    from regdeploy.certs.trust import (
-        ClientFiles,
-        LocalFiles,
-        TransportFiles,
-        apply_system_trust,
-        apply_trust,
-        detect_system_store,
-    )
-    from regdeploy.transport import open_transport
-    from regdeploy.transport.address import is_local
+    from regdeploy.certs.trust import apply_system_trust, detect_system_store
+    from regdeploy.clients.trust import apply_runtime_trust
+    from regdeploy.ops.client_machines import client_files, is_here, runtimes_on
 
-    name, host_vars = client
-    local = host_vars is None or is_local(name, host_vars)
-    transport = None
-    files: ClientFiles
-    if local:
-        files = LocalFiles()
-    else:
-        assert host_vars is not None
-        transport = open_transport(name, host_vars)
-        files = TransportFiles(transport)
-    try:
-        changes, notes = apply_trust(files, certs_d, items_for(local), remove)
-        if system_cas is not None:
-            if not local:
-                raise InputError(f"{name}: --system works on this machine and local clients only (for now)")
-            store = detect_system_store()
-            if store is None:
-                notes.append("no system trust store tool found (update-ca-certificates, update-ca-trust)")
-            else:
-                changes += apply_system_trust(store, system_cas, remove)
-    finally:
-        if transport is not None:
-            transport.close()
-    return {
-        "ok": True,
-        "changed": bool(changes),
-        "changes": [c.as_json() for c in changes],
-        "notes": notes,
-        "error": None,
-    }
+    local = is_here(client)
+    if system_cas is not None and not local:
+        raise InputError(f"{client[0]}: --system works on this machine and local clients only (for now)")
+    with client_files(client, root) as files:
+        runtimes = runtimes_on(files, chosen, remove)
+        outcome = apply_runtime_trust(files, runtimes, items_for(local), remove, paths, configure_containerd)
+        if not runtimes:
+            outcome.notes.append("no container runtime found (docker, containerd, podman, k3s): nothing "
+                                 "to trust for; choose with --runtime")  # fmt: skip
+    if system_cas is not None:
+        store = detect_system_store()
+        if store is None:
+            outcome.notes.append("no system trust store tool found (update-ca-certificates, update-ca-trust)")
+        else:
+            outcome.changes += apply_system_trust(store, system_cas, remove)
+    return outcome.as_json()

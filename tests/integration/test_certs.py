@@ -14,7 +14,6 @@ import http.client
 import ipaddress
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clienttools import ClientFilesGuard, registry_ports
 from cryptography.hazmat.primitives import serialization
 from deploytools import Deployment, changes, deployment
 
@@ -54,17 +54,12 @@ def gateway(docker_client: Any) -> str:
 
 @pytest.fixture
 def certs_d_guard(deployment: Deployment) -> Iterator[None]:
-    """Remove whatever certs.d entry for this test's port is left, and certs.d itself if we made it."""
-    existed = CERTS_D.exists()
+    """Remove whatever certs.d entry (every runtime's) for this test's ports is left, and the
+    directories holding them if we made them."""
+    guard = ClientFilesGuard()
     yield
-    suffix = f":{deployment.port}"
-    if CERTS_D.exists():
-        for entry in CERTS_D.iterdir():
-            if entry.name.endswith(suffix):
-                shutil.rmtree(entry, ignore_errors=True)
-        if not existed:
-            with contextlib.suppress(OSError):  # not empty: another test's entries, leave them
-                CERTS_D.rmdir()
+    guard.ports |= registry_ports(deployment.registry)
+    guard.cleanup()
 
 
 class DockerCli:
@@ -155,12 +150,12 @@ def test_trust_local_lets_docker_and_skopeo_push_and_pull_then_remove_undoes_it(
     assert refused.returncode != 0
     assert "certificate signed by unknown authority" in refused.stderr
 
-    report = trust(deployment)
+    report = trust(deployment, "--runtime", "docker")  # containerd and podman: test_clients.py
     installed = {c["resource"] for c in report["hosts"]["(control machine)"]["changes"]}
     addresses = ("localhost", "127.0.0.1", gateway)
     assert installed == {f"file:{CERTS_D}/{a}:{deployment.port}/ca.crt" for a in addresses}
     assert (CERTS_D / registry / "ca.crt").read_bytes() == deployment.ca
-    assert trust(deployment)["changed"] is False  # idempotent
+    assert trust(deployment, "--runtime", "docker")["changed"] is False  # idempotent
 
     login = docker_cli.login(registry, deployment.password())
     assert login.returncode == 0, login.stderr
@@ -177,7 +172,7 @@ def test_trust_local_lets_docker_and_skopeo_push_and_pull_then_remove_undoes_it(
     untrusted = skopeo_inspect(deployment, local_ref, empty)
     assert untrusted.returncode != 0 and "certificate signed by unknown authority" in untrusted.stderr
 
-    removed = trust(deployment, "--remove")
+    removed = trust(deployment, "--remove", "--runtime", "docker")
     assert {c["action"] for c in removed["hosts"]["(control machine)"]["changes"]} == {"remove"}
     # Each ca.crt is gone, and so is the directory made for it.
     assert not any(e.name.endswith(f":{deployment.port}") for e in CERTS_D.glob("*"))
