@@ -2,8 +2,8 @@
 # Set up a Debian 12 machine (fresh or not) for regdeploy development and CI. Run as root; idempotent:
 # on a machine that is already set up it changes nothing and takes a couple of seconds.
 #
-#   1. apt packages: docker.io docker-registry skopeo openssh-server openssl curl ca-certificates iproute2 git
-#      debootstrap (builds the lab-host image the fleet tests use), (+ python3, python3-venv when needed);
+#   1. apt packages: docker.io docker-registry skopeo podman openssh-server openssl curl ca-certificates iproute2
+#      git debootstrap (builds the lab-host image the fleet tests use), (+ python3, python3-venv when needed);
 #      `apt-get update` only when something is missing
 #   2. dockerd: started in the background (no systemd) when /var/run/docker.sock does not answer
 #   3. .venv with `pip install -e '.[test]'`, re-run only when pyproject.toml changed (sha256 stamp in .venv)
@@ -42,7 +42,7 @@ apt_install() {
     apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-packages=(docker.io docker-registry skopeo openssh-server openssl curl ca-certificates iproute2 git debootstrap)
+packages=(docker.io docker-registry skopeo podman openssh-server openssl curl ca-certificates iproute2 git debootstrap)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 missing=()
 for pkg in "${packages[@]}"; do

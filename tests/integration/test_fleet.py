@@ -429,7 +429,8 @@ def test_certs_trust_over_ssh_installs_then_removes_the_ca(
     fleet: tuple[Fleet, Result, float], lab: Lab
 ) -> None:
     """A client reached over SSH (lab2, as a `clients` host of its own) gets lab1's CA under every address
-    clients may use; --remove takes exactly those files away again, and their emptied directories."""
+    clients may use, for each runtime detected there (docker.io brings containerd along); --remove takes
+    exactly those files away again, and their emptied directories."""
     f, _, _ = fleet
     lab1, lab2 = host_named(lab, "lab1"), host_named(lab, "lab2")
     client = {"ansible_host": lab2.ip, "ansible_user": "root", **{k: f.group_vars[k] for k in (
@@ -439,11 +440,14 @@ def test_certs_trust_over_ssh_installs_then_removes_the_ca(
     certs_d = "/etc/docker/certs.d"
     try:
         added = f.json("certs", "trust", "--limit", "lab2-client", "--registry", "lab1")
+        assert {"docker", "containerd"} <= set(added["hosts"]["lab2-client"]["runtimes"]), added
         paths = [c["resource"].removeprefix("file:") for c in added["hosts"]["lab2-client"]["changes"]]
         assert f"{certs_d}/{lab1.ip}:5001/ca.crt" in paths, added
+        assert f"/etc/containerd/certs.d/{lab1.ip}:5001/hosts.toml" in paths, added
         ca = (f.root / ".regdeploy" / "ca" / "ca.crt").read_text()
         for path in paths:
-            assert lab2.sh(f"cat {path}") == ca
+            content = lab2.sh(f"cat {path}")
+            assert content == ca if path.endswith("ca.crt") else f'ca = "{path[:-10]}ca.crt"' in content
         removed = f.json("certs", "trust", "--limit", "lab2-client", "--registry", "lab1", "--remove")
         gone = [c["resource"].removeprefix("file:") for c in removed["hosts"]["lab2-client"]["changes"]]
         assert sorted(gone) == sorted(paths)
@@ -452,7 +456,7 @@ def test_certs_trust_over_ssh_installs_then_removes_the_ca(
             assert lab2.sh(f"test -e {directory} && echo left || echo gone").strip() == "gone"
     finally:
         extra.unlink()
-        lab2.sh(f"rm -rf {certs_d}/{lab1.ip}:5001", check=False)
+        lab2.sh(f"rm -rf {certs_d}/{lab1.ip}:5001 /etc/containerd/certs.d/{lab1.ip}:5001", check=False)
 
 
 # --- units over SSH: the relay next to the registry on a lab host -----------------------------------------
