@@ -120,7 +120,7 @@ def check_config_path(files: ClientFiles, paths: ClientPaths, configure: bool, o
     if not configure:
         out.warnings.append(
             f"containerd: {config} {problem}: its CRI plugin (kubelet) does not read these hosts.toml "
-            f"files (ctr needs --hosts-dir {certs_d}); --configure-containerd sets it"
+            f"files (ctr needs --hosts-dir {certs_d}); `certs trust --configure-containerd` sets it"
         )
         return
     try:

@@ -371,7 +371,7 @@ def _trust_client(
 ) -> dict[str, Any]:
     from regdeploy.certs.trust import apply_system_trust, detect_system_store
     from regdeploy.clients.trust import apply_runtime_trust
-    from regdeploy.ops.client_machines import client_files, is_here, runtimes_on
+    from regdeploy.ops.client_machines import NO_RUNTIME, client_files, is_here, runtimes_on
 
     local = is_here(client)
     if system_cas is not None and not local:
@@ -380,8 +380,7 @@ def _trust_client(
         runtimes = runtimes_on(files, chosen, remove)
         outcome = apply_runtime_trust(files, runtimes, items_for(local), remove, paths, configure_containerd)
         if not runtimes:
-            outcome.notes.append("no container runtime found (docker, containerd, podman, k3s): nothing "
-                                 "to trust for; choose with --runtime")  # fmt: skip
+            outcome.notes.append(NO_RUNTIME)
     if system_cas is not None:
         store = detect_system_store()
         if store is None:

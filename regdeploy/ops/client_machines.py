@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from regdeploy.inventory import Inventory
 
 CONTROL_MACHINE = "(control machine)"
+NO_RUNTIME = (
+    "no container runtime found (docker, containerd, podman, k3s): nothing to do; choose with --runtime"
+)
 
 Client = tuple[str, Mapping[str, Any] | None]  # host vars None: the control machine
 

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regdeploy.errors import HostError, InputError, RegdeployError
-from regdeploy.ops.client_machines import Client, client_files, client_machines, failed, is_here, runtimes_on
+from regdeploy.ops.client_machines import (
+    NO_RUNTIME,
+    Client,
+    client_files,
+    client_machines,
+    failed,
+    is_here,
+    runtimes_on,
+)
 
 if TYPE_CHECKING:
     from regdeploy.clients.mirror import MirrorTarget
@@ -58,7 +66,11 @@ def mirror(
 
         targets = mirror_targets(picked, private, is_here(client))
         with client_files(client, root) as files:
-            return apply_mirrors(files, runtimes_on(files, chosen, remove), targets, remove, paths).as_json()
+            runtimes = runtimes_on(files, chosen, remove)
+            outcome = apply_mirrors(files, runtimes, targets, remove, paths)
+        if not runtimes:
+            outcome.notes.append(NO_RUNTIME)
+        return outcome.as_json()
 
     results = fan_out(clients, lambda c: c[0], one, forks)
     hosts = {name: r if not isinstance(r, RegdeployError) else failed(ctx.masker.mask, r)

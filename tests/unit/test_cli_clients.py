@@ -82,8 +82,7 @@ def test_trust_detects_the_runtimes_under_the_root_and_says_when_there_is_none(t
     host = json.loads(result.stdout)["hosts"]["(control machine)"]
     assert result.exit_code == 0 and host["changes"] == [] and host["runtimes"] == []
     assert host["notes"] == [
-        "no container runtime found (docker, containerd, podman, k3s): nothing to trust for; "
-        "choose with --runtime"
+        "no container runtime found (docker, containerd, podman, k3s): nothing to do; choose with --runtime"
     ]
     (empty / "usr/bin").mkdir(parents=True)
     (empty / "usr/bin/podman").touch()

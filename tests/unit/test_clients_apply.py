@@ -131,7 +131,7 @@ def test_containerd_config_path_warns_once_or_is_set_and_survives_remove(tmp_pat
         "containerd: /etc/containerd/config.toml sets no "
         'plugins."io.containerd.grpc.v1.cri".registry.config_path: '
         "its CRI plugin (kubelet) does not read these hosts.toml files (ctr needs --hosts-dir "
-        "/etc/containerd/certs.d); --configure-containerd sets it"
+        "/etc/containerd/certs.d); `certs trust --configure-containerd` sets it"
     ]
     assert config.read_text() == original
 
@@ -277,4 +277,19 @@ def test_foreign_mirror_files_are_left_with_a_warning(tmp_path: Path) -> None:
         "quotes, line 1): left as is",
         "containerd: /etc/containerd/certs.d/docker.io/hosts.toml is not regdeploy's: left as is (add "
         '[host."https://10.0.0.7:5010"] to it for main-proxy-dockerhub)',
+    ]
+
+
+def test_caches_of_a_plain_http_registry_are_http_mirrors(tmp_path: Path) -> None:
+    files = RootedFiles(LocalFiles(), str(tmp_path))
+    plain = MirrorTarget("reg1", "dockerhub", "https://registry-1.docker.io", "10.0.0.7:5010", tls=False)
+    out = apply_mirrors(files, ALL, [plain], False, PATHS)
+    assert out.warnings == []  # nothing to trust
+    hub = tomllib.loads((tmp_path / "etc/containerd/certs.d/docker.io/hosts.toml").read_text())
+    assert hub["host"] == {"http://10.0.0.7:5010": {"capabilities": ["pull", "resolve"]}}
+    dropin_path = tmp_path / "etc/containers/registries.conf.d/50-regdeploy-dockerhub.conf"
+    dropin = tomllib.loads(dropin_path.read_text())
+    assert dropin["registry"][0]["mirror"] == [{"location": "10.0.0.7:5010", "insecure": True}]
+    assert json.loads((tmp_path / "etc/docker/daemon.json").read_text())["registry-mirrors"] == [
+        "http://10.0.0.7:5010"
     ]
