@@ -108,9 +108,10 @@ def _containerd(files: ClientFiles, targets: Sequence[MirrorTarget], remove: boo
         text = _decoded(files.read(path))
         current = None if text is None else containerd.parse(text)
         names = ", ".join(t.label for t in group)
-        if text is not None and current is None:
-            out.warnings.append(f"containerd: {path} is not regdeploy's: left as is (add "
-                                f'[host."{group[0].url}"] to it for {names})')  # fmt: skip
+        if text is not None and current is None:  # someone else's: regdeploy never wrote here
+            if not remove:
+                out.warnings.append(f"containerd: {path} is not regdeploy's: left as is (add "
+                                    f'[host."{group[0].url}"] to it for {names})')  # fmt: skip
             continue
         if remove:
             if current is not None:
@@ -156,7 +157,8 @@ def _podman(files: ClientFiles, targets: Sequence[MirrorTarget], remove: bool, p
         text = _decoded(files.read(path))
         current = None if text is None else containers.parse(text)
         if text is not None and current is None:
-            out.warnings.append(f"podman: {path} is not regdeploy's: left as is")
+            if not remove:
+                out.warnings.append(f"podman: {path} is not regdeploy's: left as is")
             continue
         if remove:
             if current is not None:
@@ -196,12 +198,14 @@ def _docker(files: ClientFiles, targets: Sequence[MirrorTarget], remove: bool, p
     if not hub:
         return
     path = paths.docker_daemon_json
-    try:
-        data = dockerd.load(_decoded(files.read(path)))
-    except ValueError as exc:
-        out.warnings.append(f"docker: {path} {exc}: left as is")
-        return
     urls = [t.url for t in hub]
+    text = _decoded(files.read(path))
+    try:
+        data = dockerd.load(text)
+    except ValueError as exc:
+        if not remove or any(u in (text or "") for u in urls):
+            out.warnings.append(f"docker: {path} {exc}: left as is")
+        return
     wanted = dockerd.remove_mirrors(data, urls) if remove else dockerd.add_mirrors(data, urls)
     if wanted != data:
         names = ", ".join(t.label for t in hub)
@@ -226,10 +230,14 @@ def _docker(files: ClientFiles, targets: Sequence[MirrorTarget], remove: bool, p
 def _k3s(files: ClientFiles, targets: Sequence[MirrorTarget], remove: bool, paths: ClientPaths,
          out: Outcome) -> None:  # fmt: skip
     path = paths.k3s_registries
+    text = _decoded(files.read(path))
     try:
-        data = k3s.load(_decoded(files.read(path)))
+        data = k3s.load(text)
     except ValueError as exc:
-        out.warnings.append(f'k3s: {path} {exc}: left as is; add mirrors."UPSTREAM".endpoint yourself')
+        if not remove:
+            out.warnings.append(f'k3s: {path} {exc}: left as is; add mirrors."UPSTREAM".endpoint yourself')
+        elif any(t.url in (text or "") for t in targets):
+            out.warnings.append(f"k3s: {path} {exc}: left as is; take its regdeploy endpoints out by hand")
         return
     wanted = data
     for upstream, group in _by_upstream(targets).items():

@@ -78,11 +78,12 @@ def _containerd(
         ca_path, toml_path = f"{directory}/ca.crt", f"{directory}/hosts.toml"
         text = _decoded(files.read(toml_path))
         current = None if text is None else containerd.parse(text)
-        if text is not None and current is None:
-            out.notes.append(
-                f"{toml_path} is not regdeploy's: left as is (for {item.registry}'s CA it needs "
-                f'ca = "{ca_path}" under [host."https://{item.address}"])'
-            )
+        if text is not None and current is None:  # someone else's: regdeploy never wrote here
+            if not remove:
+                out.notes.append(
+                    f"{toml_path} is not regdeploy's: left as is (for {item.registry}'s CA it needs "
+                    f'ca = "{ca_path}" under [host."https://{item.address}"])'
+                )
             continue
         entry = containerd.trust_entry(item.address, ca_path)
         if remove:
@@ -147,13 +148,17 @@ def _k3s(
     files: ClientFiles, items: Sequence[TrustItem], remove: bool, paths: ClientPaths, out: Outcome
 ) -> None:
     path = paths.k3s_registries
+    base = paths.k3s_certs.rstrip("/")
+    text = _decoded(files.read(path))
     try:
-        data = k3s.load(_decoded(files.read(path)))
+        data = k3s.load(text)
     except ValueError as exc:
-        out.warnings.append(f'k3s: {path} {exc}: left as is; add configs."HOST:PORT".tls.ca_file yourself')
+        if not remove:
+            out.warnings.append(f'k3s: {path} {exc}: left as is; add configs."HOST:PORT".tls.ca_file by hand')
+        elif text is not None and base in text:
+            out.warnings.append(f"k3s: {path} {exc}: left as is; take its ca_file under {base} out by hand")
         return
     wanted = data
-    base = paths.k3s_certs.rstrip("/")
     for item in items:
         ca_path = f"{base}/{item.address}/ca.crt"
         if remove:

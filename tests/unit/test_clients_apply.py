@@ -163,7 +163,7 @@ def test_k3s_file_with_comments_is_left_with_a_warning(tmp_path: Path) -> None:
     assert out.changes == []
     assert out.warnings == [
         "k3s: /etc/rancher/k3s/registries.yaml has comments, which rewriting it would drop: "
-        'left as is; add configs."HOST:PORT".tls.ca_file yourself'
+        'left as is; add configs."HOST:PORT".tls.ca_file by hand'
     ]
 
 
@@ -292,4 +292,32 @@ def test_caches_of_a_plain_http_registry_are_http_mirrors(tmp_path: Path) -> Non
     assert dropin["registry"][0]["mirror"] == [{"location": "10.0.0.7:5010", "insecure": True}]
     assert json.loads((tmp_path / "etc/docker/daemon.json").read_text())["registry-mirrors"] == [
         "http://10.0.0.7:5010"
+    ]
+
+
+def test_removal_is_silent_about_files_that_never_held_regdeploys_entries(tmp_path: Path) -> None:
+    """--remove looks at every runtime: someone else's files there are not worth a word, unless they
+    name what regdeploy would remove (then the user must take it out by hand)."""
+    files = RootedFiles(LocalFiles(), str(tmp_path))
+    for path, text in {
+        "etc/containerd/certs.d/reg1:5000/hosts.toml": 'server = "https://reg1:5000"\n',
+        "etc/containerd/certs.d/docker.io/hosts.toml": 'server = "https://registry-1.docker.io"\n',
+        "etc/containers/registries.conf.d/50-regdeploy-dockerhub.conf": "[[registry]]\n",
+        "etc/docker/daemon.json": "{broken",
+        "etc/rancher/k3s/registries.yaml": "# ours\nmirrors: {}\n",
+    }.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    trusted = apply_runtime_trust(files, ALL, [TrustItem("reg1", "reg1:5000", make_ca())], True, PATHS)
+    mirrored = apply_mirrors(files, ALL, [HUB], True, PATHS)
+    for out in (trusted, mirrored):
+        assert (out.changes, out.notes, out.warnings) == ([], [], [])
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    (tmp_path / "etc/rancher/k3s/registries.yaml").write_text(
+        "# ours\nmirrors:\n  docker.io:\n    endpoint: [https://10.0.0.7:5010]\n"
+    )
+    assert apply_mirrors(files, ("k3s",), [HUB], True, PATHS).warnings == [
+        "k3s: /etc/rancher/k3s/registries.yaml has comments, which rewriting it would drop: left as is; "
+        "take its regdeploy endpoints out by hand"
     ]
