@@ -70,9 +70,7 @@ def create_body(unit: Unit, wanted: Definition, unit_labels: Mapping[str, str]) 
     run = unit.run
     host_config: dict[str, Any] = {
         "Binds": [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in unit.mounts],
-        "PortBindings": {
-            p.container: [{"HostIp": p.host_ip, "HostPort": str(p.host_port)}] for p in unit.ports
-        },
+        "PortBindings": _bindings(unit),
         "RestartPolicy": restart,
         "LogConfig": LOG_CONFIG,
         "ReadonlyRootfs": run.read_only,
@@ -97,6 +95,14 @@ def create_body(unit: Unit, wanted: Definition, unit_labels: Mapping[str, str]) 
     if unit.network:
         body["NetworkingConfig"] = {"EndpointsConfig": {unit.network: {"Aliases": list(unit.aliases)}}}
     return body
+
+
+def _bindings(unit: Unit) -> dict[str, list[dict[str, str]]]:
+    """One container port may be published on several host addresses (debug and metrics)."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for p in unit.ports:
+        out.setdefault(p.container, []).append({"HostIp": p.host_ip, "HostPort": str(p.host_port)})
+    return out
 
 
 def recorded_definition(container_labels: Mapping[str, str]) -> Definition | None:

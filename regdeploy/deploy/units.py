@@ -109,6 +109,8 @@ def registry_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
     if spec.debug_port is not None:
         # The debug server lists webhook headers (tokens): never publish it beyond loopback.
         ports.append(Port(DEBUG_CONTAINER_PORT, "127.0.0.1", spec.debug_port))
+    if spec.metrics is not None and spec.metrics.port != spec.debug_port:
+        ports.append(Port(DEBUG_CONTAINER_PORT, spec.metrics.bind, spec.metrics.port))
     return Unit(
         name=spec.name,
         role="registry",

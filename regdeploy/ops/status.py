@@ -55,6 +55,7 @@ def host_status(job: HostJob) -> dict[str, Any]:
             out["cert_days_left"] = info.days_left(datetime.now(UTC))
         if out["running"]:
             out["repositories"] = _repositories(job, transport.address)
+        out["metrics"] = _metrics(job, transport.address) if spec.metrics and out["running"] else None
         return out
     finally:
         transport.close()
@@ -70,6 +71,24 @@ def _unit(name: str, role: str, c: ContainerFacts | None) -> dict[str, Any]:
         "image_id": c.image_id if c else None,
         "ports": sorted(f"{ip}:{port}" for ip, port in c.host_ports) if c else [],
     }
+
+
+def _metrics(job: HostJob, address: str) -> dict[str, Any]:
+    """Request and error counts from the registry's /metrics (registry.metrics): reached from here
+    when the host is this machine or the port is published beyond loopback."""
+    from regdeploy.ops.metrics import MetricsFormatError, read_counts
+    from regdeploy.transport.address import is_local
+
+    metrics = job.spec.metrics
+    assert metrics is not None
+    local = is_local(job.name, job.vars)
+    if metrics.loopback and not local:
+        return {"error": f"published on {metrics.bind} of the host: not reachable from this machine"}
+    where = metrics.bind if local and metrics.loopback else address
+    try:
+        return read_counts(where, metrics.port, metrics.path).as_dict()
+    except (OSError, MetricsFormatError) as exc:
+        return {"error": f"{where}:{metrics.port}{metrics.path}: {exc}"}
 
 
 def _repositories(job: HostJob, address: str) -> list[str] | None:
@@ -107,6 +126,10 @@ def print_status(payload: dict[str, Any]) -> None:
                         fg=None if u["running"] else "yellow")  # fmt: skip
         size = s["data_bytes"]
         click.echo(f"  data         {s['data_dir']} ({_human(size) if size is not None else 'absent'})")
+        m = s.get("metrics")
+        if m:
+            text = m["error"] if "error" in m else f"{m['requests']} requests, {m['errors']} errors (5xx)"
+            click.echo(f"  metrics      {text}")
         repos = s["repositories"]
         if repos is not None:
             click.echo(f"  repositories {len(repos)}" + (f": {', '.join(repos[:10])}" if repos else ""))

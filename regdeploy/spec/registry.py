@@ -6,6 +6,7 @@ Every key is listed here with its default; an unknown key, a wrong type or a bad
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 from regdeploy.inventory import unevaluated
 from regdeploy.materials.secrets import SecretRef, secret_ref
 from regdeploy.spec import validate as v
+from regdeploy.spec.metrics import MetricsSpec, check_debug_port, parse_metrics
 from regdeploy.spec.proxy import ProxySpec, parse_proxies
 from regdeploy.spec.retention import RetentionRule, parse_retention
 from regdeploy.spec.run import REGISTRY_RUN, SIDECAR_RUN, RunSpec, parse_run
@@ -141,6 +143,7 @@ class RegistrySpec:
     sidecar_image: str | None = None  # None: the image `regdeploy image build --sidecar` makes
     proxies: tuple[ProxySpec, ...] = ()
     retention: tuple[RetentionRule, ...] = ()
+    metrics: MetricsSpec | None = None
 
     @property
     def network(self) -> str:
@@ -156,7 +159,7 @@ _TOP_KEYS = (
     "name", "image", "image_source", "version", "port", "bind", "config_dir", "data_dir", "restart",
     "templates_dir",
     "log_level", "storage", "debug", "health_timeout", "http_secret", "tls", "auth", "notifications",
-    "run", "relay", "sidecar_image", "proxies", "retention",
+    "run", "relay", "sidecar_image", "proxies", "retention", "metrics",
 )  # fmt: skip
 
 
@@ -217,14 +220,20 @@ def parse_spec(
         sidecar_image=(
             None
             if data.get("sidecar_image") is None
-            else v.string(data["sidecar_image"], where.child("sidecar_image"), IMAGE_RE,
-                          "expected an image reference")
+            else v.string(
+                data["sidecar_image"], where.child("sidecar_image"), IMAGE_RE, "expected an image reference"
+            )
         ),
     )
     if spec.relay is not None and any(e.name == "regdeploy-relay" for e in spec.notifications.endpoints):
         where.child("notifications").child("endpoints").fail(
             "the endpoint name 'regdeploy-relay' is the deployed relay's (registry.relay): rename yours"
         )
+    if data.get("metrics") is not None:
+        headers = any(e.headers for e in spec.notifications.endpoints) or spec.relay is not None
+        metrics = parse_metrics(data["metrics"], where.child("metrics"), secret_headers=headers)
+        check_debug_port(metrics, spec.debug_port, where.child("metrics"))
+        spec = dataclasses.replace(spec, metrics=metrics)
     taken: dict[int | None, str] = {spec.port: "registry.port", spec.debug_port: "registry.debug.port"}
     token = spec.auth.builtin_token
     if token is not None:
@@ -233,6 +242,12 @@ def parse_spec(
                 f"{token.port} is {taken[token.port]} already: the token server needs a port of its own"
             )
         taken[token.port] = "registry.auth.token.port"
+    if spec.metrics is not None and spec.metrics.port != spec.debug_port:
+        if spec.metrics.port in taken:
+            where.child("metrics").child("port").fail(
+                f"{spec.metrics.port} is {taken[spec.metrics.port]} already"
+            )
+        taken[spec.metrics.port] = "registry.metrics.port"
     for i, proxy in enumerate(spec.proxies):
         if proxy.port in taken:
             where.child("proxies").child(i).child("port").fail(

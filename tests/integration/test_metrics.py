@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from deploytools import push_small_image, wait_for
+from deploytools import deployment, push_small_image, wait_for
 
 from regdeploy.ops.metrics import read_counts
 from regdeploy.verify.registry_api import RegistryClient
+
+__all__ = ["deployment"]  # the fixture, used by name
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +106,24 @@ def test_without_prometheus_enabled_metrics_is_404(run_registry: Callable[[bool]
         read_counts("127.0.0.1", probe.debug_port)
     assert probe.debug("/debug/vars") == 200
 
+
+
+def test_registry_metrics_deployed_by_up_and_counted_by_status(deployment: Any, free_port: Any) -> None:
+    """registry.metrics through `up`: /metrics published on loopback only, counters in `status`."""
+    d = deployment
+    port = free_port()
+    d.registry["metrics"] = {"port": port}
+    d.write()
+    d.up_json()
+    bindings = d.container()["HostConfig"]["PortBindings"]["5001/tcp"]
+    assert bindings == [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
+    before = read_counts("127.0.0.1", port)
+    push_small_image(d.api(), "team/metered")
+    wait_for(lambda: read_counts("127.0.0.1", port).requests > before.requests)
+    result = d.run("status", "--json")
+    assert result.exit_code == 0, result.output
+    counted = json.loads(result.stdout)["hosts"]["localhost"]["metrics"]
+    assert counted["requests"] >= before.requests + 3  # blob uploads and a manifest at least
+    assert counted["errors"] == 0
+    text = d.run("status")
+    assert "requests" in text.stdout and "errors (5xx)" in text.stdout
