@@ -36,13 +36,14 @@ def _register() -> None:
     from regdeploy.cli import auth as auth_cli
     from regdeploy.cli import certs as certs_cli
     from regdeploy.cli import clients as clients_cli
+    from regdeploy.cli import gc as gc_cli
     from regdeploy.cli import image, inventory, lifecycle, verify
     from regdeploy.cli import retention as retention_cli
     from regdeploy.cli import users as users_cli
     from regdeploy.cli import webhooks as webhooks_cli
 
     for module in (lifecycle, inventory, image, certs_cli, users_cli, verify, webhooks_cli, auth_cli,
-                   retention_cli, clients_cli):  # fmt: skip
+                   retention_cli, clients_cli, gc_cli):  # fmt: skip
         module.register(cli)
 
 
