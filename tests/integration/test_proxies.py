@@ -165,3 +165,53 @@ def test_bad_proxy_input_changes_nothing(pair: Pair) -> None:
         assert len(result.output.strip().splitlines()) == 1
         assert not (pair.tmp / "mirror").exists() and not (pair.tmp / "up").exists()
     wait_for(lambda: True)
+
+
+def test_containerd_pulls_the_upstreams_image_through_the_proxy_as_its_mirror(
+    pair: Pair, docker_client: Any, gateway: str, tmp_path: Path
+) -> None:
+    from clienttools import ClientFilesGuard, ctr_forget, ctr_pull
+    from test_certs import DockerCli
+
+    guard = ClientFilesGuard()
+    guard.ports = {pair.up_port, pair.mirror_port, pair.proxy_port, pair.token_port}
+    guard.proxies = {"up"}
+    namespace = f"regdeploy-test-{pair.names['mirror']}"
+    upstream_ref = f"{gateway}:{pair.up_port}/team/app:v1"
+    docker_cli = DockerCli(tmp_path, docker_client)
+    try:
+        assert pair.run("up", "--limit", "upstream").exit_code == 0
+        assert pair.run("up").exit_code == 0
+        # A real image (containerd unpacks what it pulls), pushed by the docker CLI over loopback.
+        local = f"localhost:{pair.up_port}/team/app:v1"
+        docker_cli.smoke_image(local)
+        login = docker_cli("login", f"localhost:{pair.up_port}", "-u", "alice", "--password-stdin",
+                           stdin=pair.password("alice"))  # fmt: skip
+        assert login.returncode == 0, login.stderr
+        assert docker_cli("push", local).returncode == 0
+        digest = docker_client.images.get(local).attrs["RepoDigests"][0].split("@", 1)[1]
+        trusted = pair.run("certs", "trust", "--local", "--runtime", "containerd")
+        assert trusted.exit_code == 0, trusted.output
+        mirrored = pair.run("clients", "mirror", "--local", "--runtime", "containerd", "--json")
+        assert mirrored.exit_code == 0, mirrored.output
+        proxy = f"{pair.names['mirror']}-proxy-up"
+        pulled = ctr_pull(upstream_ref, namespace, "bob", pair.password("bob"))
+        assert pulled.returncode == 0, pulled.stderr
+        logs = subprocess.run(["docker", "logs", proxy], capture_output=True, text=True)
+        assert "/v2/team/app/manifests/v1" in logs.stdout + logs.stderr  # the request reached the proxy
+        # With the upstream stopped only the proxy can answer, from its cache.
+        ctr_forget(namespace, upstream_ref)
+        docker_client.api.stop(pair.names["upstream"])
+        again = ctr_pull(upstream_ref, namespace, "bob", pair.password("bob"))
+        assert again.returncode == 0, again.stderr
+        sock = "/var/run/docker/containerd/containerd.sock"
+        listed = subprocess.run(
+            ["ctr", "-a", sock, "-n", namespace, "images", "ls"], capture_output=True, text=True
+        )
+        assert upstream_ref in listed.stdout and digest in listed.stdout
+    finally:
+        docker_cli.cleanup()
+        ctr_forget(namespace, upstream_ref)
+        pair.run("clients", "mirror", "--local", "--runtime", "containerd", "--remove")
+        pair.run("certs", "trust", "--local", "--runtime", "containerd", "--remove")
+        guard.cleanup()
