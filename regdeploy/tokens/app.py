@@ -163,7 +163,7 @@ class TokenApp:
         credentials = _basic_credentials(environ.get("HTTP_AUTHORIZATION"))
         # "account" is only the client's echo of the Basic user name: the credentials decide.
         identity = self._authenticate(*credentials) if credentials else self._anonymous()
-        return self._grant(identity, params.get("scope", []))
+        return self._grant(identity, params.get("scope", []), "GET")
 
     def _post(self, environ: Mapping[str, Any]) -> Response:
         content_type = str(environ.get("CONTENT_TYPE", "")).split(";", 1)[0].strip().lower()
@@ -184,7 +184,7 @@ class TokenApp:
             raise Refused(
                 oauth_error("invalid_request", "username and password are required"), "no credentials"
             )
-        return self._grant(self._authenticate(username, password), form.get("scope", []))
+        return self._grant(self._authenticate(username, password), form.get("scope", []), "POST")
 
     # --- steps -----------------------------------------------------------------------------------
 
@@ -218,7 +218,7 @@ class TokenApp:
             unauthorized("invalid user name or password"), f"bad credentials for {printable(username)}"
         )
 
-    def _grant(self, identity: Identity, scope_params: Sequence[str]) -> Response:
+    def _grant(self, identity: Identity, scope_params: Sequence[str], flow: str) -> Response:
         requested = parse_scopes(scope_params)
         granted = authorize(self.acl, identity.account, requested)
         now = int(self._clock())
@@ -232,7 +232,7 @@ class TokenApp:
             now=now,
         )
         asked = _scopes_text(requested, "(login)")
-        self._log(f"token: {identity.label} {asked} -> granted {_granted_text(granted)}")
+        self._log(f"token: {flow} {identity.label} {asked} -> granted {_granted_text(granted)}")
         return Response(
             200, {"token": token, "access_token": token, "expires_in": self.expiry, "issued_at": rfc3339(now)}
         )

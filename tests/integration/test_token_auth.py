@@ -20,6 +20,7 @@ from typing import Any
 
 import jwt
 import pytest
+from clienttools import ctr_forget, ctr_pull
 from cryptography.hazmat.primitives.asymmetric import ec
 from deploytools import Deployment, changes, deployment, push_small_image, wait_for
 from test_certs import CERTS_D, DockerCli, certs_d_guard, docker_cli, trust
@@ -149,27 +150,15 @@ def test_skopeo_and_containerd_get_tokens_too(
     )  # fmt: skip
     assert inspected.returncode == 0, inspected.stderr
 
-    # containerd (dockerd's own) tries the POST form flow first.
-    hosts_dir = tmp_path / "certs.d" / registry
-    hosts_dir.mkdir(parents=True)
-    (hosts_dir / "ca.crt").write_bytes(d.ca)
-    (hosts_dir / "hosts.toml").write_text(
-        f'server = "https://{registry}"\n\n[host."https://{registry}"]\n  ca = "{hosts_dir / "ca.crt"}"\n'
-    )
-    sock = "/var/run/docker/containerd/containerd.sock"
+    # containerd (dockerd's own) tries the POST form flow first: `certs trust` wrote its hosts.toml.
     namespace = f"regdeploy-test-{d.name}"
     try:
-        pulled = subprocess.run(
-            ["ctr", "-a", sock, "-n", namespace, "images", "pull", "--hosts-dir", str(tmp_path / "certs.d"),
-             "--user", f"alice:{d.password('alice')}", ref],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        pulled = ctr_pull(ref, namespace, "alice", d.password("alice"))
         assert pulled.returncode == 0, pulled.stderr
     finally:
-        subprocess.run(["ctr", "-a", sock, "-n", namespace, "images", "rm", ref], capture_output=True)
-        subprocess.run(["ctr", "-a", sock, "namespaces", "rm", namespace], capture_output=True)
+        ctr_forget(namespace, ref)
     logs = subprocess.run(["docker", "logs", d.name + "-token"], capture_output=True, text=True)
-    assert "POST" in logs.stdout + logs.stderr or "token: alice" in logs.stdout + logs.stderr
+    assert "token: POST alice repository:team/app:pull -> granted" in logs.stdout + logs.stderr
 
 
 def test_anonymous_pulls_public_and_cannot_push(tokened: Deployment, gateway: str) -> None:

@@ -382,9 +382,9 @@ def test_login_push_pull_through_the_token_flow(stack: Stack) -> None:
     assert pulled.returncode == 0, pulled.stderr
     assert stack.client.images.get(ref).id == image_id
     log = stack.server.since(mark)
-    assert "token: alice (login) -> granted nothing" in log
+    assert "token: GET alice (login) -> granted nothing" in log
     assert any(
-        line.startswith("token: alice repository:alice/smoke:")
+        line.startswith("token: GET alice repository:alice/smoke:")
         and "-> granted repository:alice/smoke:pu" in line
         for line in log
     ), log
@@ -399,7 +399,7 @@ def test_push_outside_the_acl_is_denied(stack: Stack) -> None:
     pushed = docker("push", ref)
     assert pushed.returncode != 0
     assert "denied" in pushed.stderr.lower(), pushed.stderr
-    assert "token: alice repository:bob/smoke:push,pull -> granted nothing" in stack.server.since(mark)
+    assert "token: GET alice repository:bob/smoke:push,pull -> granted nothing" in stack.server.since(mark)
     docker("logout", stack.registry)
 
 
@@ -416,7 +416,7 @@ def test_anonymous_pull_of_public_but_no_anonymous_push(stack: Stack) -> None:
     pulled = anonymous("pull", ref)
     assert pulled.returncode == 0, pulled.stderr
     assert stack.client.images.get(ref).id == image_id
-    assert "token: anonymous repository:public/smoke:pull -> granted repository:public/smoke:pull" in (
+    assert "token: GET anonymous repository:public/smoke:pull -> granted repository:public/smoke:pull" in (
         stack.server.since(mark)
     )
     pushed = anonymous("push", ref)

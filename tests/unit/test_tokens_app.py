@@ -145,7 +145,7 @@ def test_get_with_basic_auth_grants_the_acl_subset(make_app):
     c = claims_of(body)
     assert (c["sub"], c["aud"], c["iss"], c["exp"] - c["iat"]) == ("alice", SERVICE, "regdeploy-token", 300)
     assert logged == [
-        "token: alice repository:alice/app:pull,push repository:bob/app:pull"
+        "token: GET alice repository:alice/app:pull,push repository:bob/app:pull"
         " -> granted repository:alice/app:pull,push"
     ]
 
@@ -155,7 +155,7 @@ def test_login_without_scope(make_app):
     status, _, body = client.get(auth=("admin", PASSWORD))
     assert status == 200
     assert claims_of(body)["access"] == []
-    assert logged == ["token: admin (login) -> granted nothing"]
+    assert logged == ["token: GET admin (login) -> granted nothing"]
 
 
 def test_catalog(make_app):
@@ -188,7 +188,7 @@ def test_no_credentials(make_app):
     assert claims_of(body)["sub"] == ""
     assert access_of(body) == {("repository", "public/x"): ["pull"], ("repository", "alice/x"): []}
     assert logged[-1] == (
-        "token: anonymous repository:public/x:pull,push repository:alice/x:pull"
+        "token: GET anonymous repository:public/x:pull,push repository:alice/x:pull"
         " -> granted repository:public/x:pull"
     )
     # empty Basic credentials read as none; wrong ones are still refused, never downgraded to anonymous
@@ -271,7 +271,7 @@ def test_oidc_jwt_as_password(make_app, oidc_key):
         ("repository", "acme/app/img"): ["push", "pull"],
         ("repository", "alice/x"): [],
     }
-    assert logged[-1].startswith("token: oidc:acme/app repository:acme/app/img:push,pull")
+    assert logged[-1].startswith("token: GET oidc:acme/app repository:acme/app/img:push,pull")
     # the POST flow takes it too
     assert client.post(grant_type="password", username="ci", password=token)[0] == 200
 
