@@ -34,6 +34,7 @@ def cli() -> None:
 def _register() -> None:
     # Imported here so that each command module stays independent of the others.
     from regdeploy.cli import auth as auth_cli
+    from regdeploy.cli import backup as backup_cli
     from regdeploy.cli import certs as certs_cli
     from regdeploy.cli import clients as clients_cli
     from regdeploy.cli import gc as gc_cli
@@ -43,7 +44,7 @@ def _register() -> None:
     from regdeploy.cli import webhooks as webhooks_cli
 
     for module in (lifecycle, inventory, image, certs_cli, users_cli, verify, webhooks_cli, auth_cli,
-                   retention_cli, clients_cli, gc_cli):  # fmt: skip
+                   retention_cli, clients_cli, gc_cli, backup_cli):  # fmt: skip
         module.register(cli)
 
 
