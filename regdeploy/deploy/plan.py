@@ -191,7 +191,9 @@ def _container_changes(unit: Unit, facts: HostFacts, wanted: Definition, reread:
         elif reread:
             reason = f"to read the rewritten {', '.join(reread)}"
             out.append(Change("container", unit.name, "restart", reason))
-    if unit_facts is not None and unit_facts.leftover is not None:
+    replacing = any(c.action in ("recreate", "adopt") for c in out)
+    if unit_facts is not None and unit_facts.leftover is not None and not replacing:
+        # (A replace removes the leftover itself before it sets the current container aside.)
         out.append(
             Change(
                 "container",

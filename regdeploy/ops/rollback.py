@@ -60,7 +60,9 @@ def rollback_host(job: HostJob, state_root: Path, masker: Masker, progress: Prog
             for name, (_, d) in generation.units.items()
             if d is None
         ]
-        plan = Plan(plan.host, (*plan.changes, *created_now))
+        # Only what the generation names changes: the host's other units are not strays here.
+        kept = tuple(c for c in plan.changes if not (c.kind == "container" and c.action == "remove"))
+        plan = Plan(plan.host, (*kept, *created_now))
         ca = job.materials.tls.ca_cert if job.materials.tls else None
         apply_plan(transport, spec, rendered, plan, wanted, ca, say, masker.mask,
                    obtain_image=image_provider(transport, job.vars, say, job.sidecar_image))  # fmt: skip

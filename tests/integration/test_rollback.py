@@ -71,3 +71,23 @@ def test_rollback_removes_a_unit_the_last_up_created(deployment: Deployment) -> 
     assert (f"container:{d.name}-relay", "remove") in done
     assert (f"container:{d.name}", "recreate") in done  # its config no longer names the relay
     assert not any(c.name == f"{d.name}-relay" for c in d.client.containers.list(all=True))
+
+
+def test_rollback_touches_only_what_the_last_up_changed(deployment: Deployment) -> None:
+    """An up that rewrote htpasswd alone, or recreated the registry alone, rolls back to just that:
+    the host's other units are not strays to remove."""
+    d = deployment
+    d.registry["relay"] = {"targets": [{"name": "ci", "type": "generic", "url": "http://127.0.0.1:9/h"}]}
+    d.write()
+    d.up_json()
+    relay_id = d.client.containers.get(f"{d.name}-relay").id
+    d.registry["auth"]["users"].append({"name": "bob"})  # htpasswd only
+    d.write()
+    assert changes(d.up_json()) == [(f"file:{d.config}/auth/htpasswd", "update")]
+    registry_id = d.container()["Id"]
+    back = d.run("rollback", "--json")
+    assert back.exit_code == 0, back.output
+    assert changes(json.loads(back.stdout)) == [(f"file:{d.config}/auth/htpasswd", "update")]
+    assert d.container()["Id"] == registry_id
+    assert d.client.containers.get(f"{d.name}-relay").id == relay_id
+    assert b"bob:" not in (d.config / "auth" / "htpasswd").read_bytes()
