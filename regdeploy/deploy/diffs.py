@@ -64,6 +64,11 @@ def mask_config(doc: dict[str, Any]) -> None:
     redis = doc.get("redis")
     if isinstance(redis, dict) and "password" in redis:
         redis["password"] = MASK
+    proxy = doc.get("proxy")  # a pull-through cache's upstream credentials
+    if isinstance(proxy, dict):
+        for key in ("username", "password"):
+            if key in proxy:
+                proxy[key] = MASK
 
 
 def _htpasswd_summary(old: bytes | None, new: bytes) -> str:

@@ -104,6 +104,18 @@ def _own_dirs(spec: RegistrySpec) -> tuple[str, ...]:
     return tuple(d + "/" for d in (relay_config_dir(spec), token_config_dir(spec), *proxies))
 
 
+def _registry_reads(spec: RegistrySpec, rendered: Rendered) -> list[Mount]:
+    """What of the config dir a registry (or proxy) reads: auth/ and certs/, each a directory so a
+    file replaced by rename is seen. Never the whole config dir: the token server's signing key, the
+    relay's and the proxies' secrets live there too, and must not be readable by every unit."""
+    dirs = {d.path for d in rendered.dirs}
+    return [
+        Mount(f"{spec.config_dir}/{sub}", f"{CONTAINER_CONFIG_DIR}/{sub}", True)
+        for sub in ("auth", "certs")
+        if f"{spec.config_dir}/{sub}" in dirs
+    ]
+
+
 def registry_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
     ports = [Port(REGISTRY_PORT, spec.bind, spec.port)]
     if spec.debug_port is not None:
@@ -121,7 +133,9 @@ def registry_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
         probe=Probe("http", port=spec.port),
         ports=tuple(ports),
         mounts=(
-            Mount(spec.config_dir, CONTAINER_CONFIG_DIR, True),
+            # config.yml alone: it is read only at start, and a start mounts the file anew.
+            Mount(f"{spec.config_dir}/config.yml", f"{CONTAINER_CONFIG_DIR}/config.yml", True),
+            *_registry_reads(spec, rendered),
             Mount(spec.data_dir, CONTAINER_DATA_DIR, False),
         ),
         env={"OTEL_TRACES_EXPORTER": "none"} if spec.version >= 3 else {},
@@ -204,7 +218,8 @@ def proxy_units(spec: RegistrySpec, rendered: Rendered) -> list[Unit]:
                 probe=Probe("http", port=p.port),
                 ports=(Port(REGISTRY_PORT, spec.bind, p.port),),
                 mounts=(
-                    Mount(spec.config_dir, CONTAINER_CONFIG_DIR, True),
+                    Mount(own.rstrip("/"), inside, True),
+                    *_registry_reads(spec, rendered),
                     Mount(proxy_data_dir(spec, p.name), CONTAINER_DATA_DIR, False),
                 ),
                 env=env,
