@@ -51,9 +51,9 @@ def backup_host(job: HostJob, to: Path, masker: Masker, progress: Progress) -> d
     target = to / job.name
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     readonly = dataclasses.replace(job, spec=dataclasses.replace(spec, readonly=True))
-    progress(job.name, "read-only while the data is copied")
-    up_host(readonly, False, False, False, progress, masker)
     try:
+        progress(job.name, "read-only while the data is copied")
+        up_host(readonly, False, False, False, progress, masker)
         archive = target / "data.tar"
         tmp = archive.with_suffix(".tar.partial")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -110,26 +110,52 @@ def check_restore(doc: dict[str, Any], source: Path, name: str, spec: RegistrySp
     data = Path(spec.data_dir)
     if data.exists() and any(data.iterdir()) and not force:
         raise InputError(f"{data}: not empty: restore into an empty data_dir, or pass --force to replace it")
+    archive = source / str(entry.get("data", ""))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.getmembers()  # the whole archive reads, before anything is replaced
+    except (OSError, tarfile.TarError) as exc:
+        raise InputError(f"{archive}: not a readable backup archive: {exc}") from None
 
 
 def restore_host(
     doc: dict[str, Any], source: Path, name: str, host_vars: Mapping[str, Any], spec: RegistrySpec,
     progress: Progress,
 ) -> dict[str, Any]:  # fmt: skip
+    from regdeploy.deploy.facts import inspect_container
+    from regdeploy.transport import open_transport
+
     _local_only(name, host_vars)
+    transport = open_transport(name, host_vars)
+    try:
+        running = inspect_container(transport.engine(), spec.name)
+    finally:
+        transport.close()
+    if running is not None and running.running:
+        # It would keep serving (and taking pushes into) the directory replaced under it.
+        raise HostError(f"{name}: registry {spec.name} is running: `regdeploy down` first, then restore")
     entry = doc["hosts"][name]
     data = Path(spec.data_dir)
+    progress(name, f"restoring {entry['data']} into {data}")
+    # Extracted beside it first: the data dir is replaced only by a complete copy.
+    fresh = data.with_name(f".{data.name}.regdeploy-restore")
+    if fresh.exists():
+        shutil.rmtree(fresh)
+    fresh.mkdir(mode=0o700, parents=True)
+    try:
+        with tarfile.open(source / entry["data"]) as tar:
+            tar.extractall(fresh, filter="tar")
+        uid, gid = spec.run.owner
+        for root, dirs, files in os.walk(fresh):
+            for item in (*dirs, *files):
+                os.chown(os.path.join(root, item), uid, gid, follow_symlinks=False)
+        os.chown(fresh, uid, gid)
+    except (OSError, tarfile.TarError) as exc:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise HostError(f"{name}: cannot restore {entry['data']}: {exc}") from None
     if data.exists():
         shutil.rmtree(data)
-    data.mkdir(mode=0o700, parents=True)
-    progress(name, f"restoring {entry['data']} into {data}")
-    with tarfile.open(source / entry["data"]) as tar:
-        tar.extractall(data, filter="tar")
-    uid, gid = spec.run.owner
-    for root, dirs, files in os.walk(data):
-        for name in (*dirs, *files):
-            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
-    os.chown(data, uid, gid)
+    os.replace(fresh, data)
     return {"data_dir": str(data), "bytes": entry.get("bytes")}
 
 

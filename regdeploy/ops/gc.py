@@ -72,11 +72,12 @@ def gc_host(job: HostJob, dry_run: bool, untagged: bool, masker: Masker, progres
         progress(job.name, message)
 
     started = time.monotonic()
-    readonly = dataclasses.replace(job, spec=dataclasses.replace(spec, readonly=True))
-    say("read-only: pushes are refused until gc is done")
-    up_host(readonly, False, False, False, progress, masker)
     transport = open_transport(job.name, job.vars, say)
     try:
+        job = job.on_host(transport.identity())  # the one-off container runs as the registry does
+        readonly = dataclasses.replace(job, spec=dataclasses.replace(job.spec, readonly=True))
+        say("read-only: pushes are refused until gc is done")
+        up_host(readonly, False, False, False, progress, masker)
         before = transport.dir_size(spec.data_dir)
         log = _collect(transport, readonly, dry_run, untagged, say, masker)
         after = transport.dir_size(spec.data_dir)

@@ -54,9 +54,13 @@ class HostJob:
         spec = self.spec
         run = spec.run.on_host(identity)
         relay = spec.relay and dataclasses.replace(spec.relay, run=spec.relay.run.on_host(identity))
-        if run == spec.run and relay == spec.relay:
+        token = spec.auth.token
+        if token is not None:
+            token = dataclasses.replace(token, run=token.run.on_host(identity))
+        if run == spec.run and relay == spec.relay and token == spec.auth.token:
             return self
-        return dataclasses.replace(self, spec=dataclasses.replace(spec, run=run, relay=relay))
+        auth = dataclasses.replace(spec.auth, token=token)
+        return dataclasses.replace(self, spec=dataclasses.replace(spec, run=run, relay=relay, auth=auth))
 
     @cached_property
     def sidecar_image(self) -> str:

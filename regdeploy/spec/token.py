@@ -149,7 +149,7 @@ def _oidc(raw: Any, where: v.Where) -> OidcSpec:
         (str(k), v.string(value, where.child("claims").child(str(k)))) for k, value in claims_raw.items()
     )
     return OidcSpec(
-        issuer=issuer.rstrip("/"),
+        issuer=issuer,  # exactly as the tokens' iss says it (Auth0's ends in "/")
         jwks=jwks,
         audience=v.string(data.get("audience"), where.child("audience")),
         account=account,

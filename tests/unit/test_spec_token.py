@@ -29,14 +29,14 @@ def test_acl_and_oidc_are_read_in_order() -> None:
         acl=[{"account": "", "name": "public/*", "actions": ["pull"]},
              {"account": "*", "name": "${account}/*", "actions": ["pull", "push"]},
              {"account": "*", "type": "registry", "name": "catalog", "actions": ["*"]}],
-        oidc=[{"issuer": "https://token.actions.githubusercontent.com/", "jwks": {"file": "/j.json"},
+        oidc=[{"issuer": "https://tenant.auth0.example/", "jwks": {"file": "/j.json"},
                "audience": "reg", "account": "${claims.repository}", "claims": {"repository_owner": "acme"}}],
     ))  # fmt: skip
     t = spec.auth.token
     assert t is not None and t.expiry == 600 and t.anonymous
     assert t.acl[0] == AclEntry("", "public/*", ("pull",))
     assert t.acl[2].type == "registry"
-    assert t.oidc[0].issuer == "https://token.actions.githubusercontent.com"
+    assert t.oidc[0].issuer == "https://tenant.auth0.example/"  # as the tokens' iss says it
     assert t.oidc[0].claims == (("repository_owner", "acme"),)
 
 
