@@ -37,7 +37,7 @@ def token_config_dir(spec: RegistrySpec) -> str:
     return f"{spec.config_dir}/token"
 
 
-# A pull-through cache's own files inside the config dir (mounted whole, read-only) and the
+# A pull-through cache's own files inside the config dir (its directory mounted read-only) and the
 # directory of CA certificates it trusts upstreams with (Go reads every file of SSL_CERT_DIR, on top
 # of the image's own roots).
 def proxy_config_dir(spec: RegistrySpec, name: str) -> str:

@@ -2,7 +2,7 @@
 
 A proxy is the registry binary in proxy mode: the same template, with the ``proxy:`` section, no
 notifications and no debug server; the same TLS certificate and the same auth as the registry (it
-reads them from the config dir, mounted whole).
+reads them from the config dir's auth/ and certs/, mounted read-only).
 """
 
 from __future__ import annotations

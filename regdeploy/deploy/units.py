@@ -197,7 +197,7 @@ def token_unit(spec: RegistrySpec, rendered: Rendered, sidecar_image: str) -> Un
 
 def proxy_units(spec: RegistrySpec, rendered: Rendered) -> list[Unit]:
     """One registry in proxy mode per upstream: its own config and storage, the registry's TLS and
-    auth (the config dir is mounted whole), and the CAs it trusts upstreams with in SSL_CERT_DIR."""
+    auth (its auth/ and certs/ mounted read-only), and the CAs it trusts upstreams with in SSL_CERT_DIR."""
     units = []
     registry_reads = {f"{spec.config_dir}/certs/server.crt", f"{spec.config_dir}/certs/server.key",
                       f"{spec.config_dir}/auth/token-bundle.crt"}  # fmt: skip
