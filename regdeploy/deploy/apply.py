@@ -78,6 +78,9 @@ def apply_plan(
             transport.chown(d.path, *d.owner, recursive=recursive)
     undo = _Undo()
     by_path = {f.path: f for f in rendered.files}
+    # The files' own modes and owners, so that what is put back (here or by rollback) is as it was.
+    written = [c.target for c in plan.of_kind("file") if c.action in ("create", "update")]
+    before = transport.stat_many(written) if written else {}
     for change in plan.of_kind("file"):
         f = by_path[change.target]
         if change.action == "chmod":
@@ -87,7 +90,11 @@ def apply_plan(
             assert f.owner is not None
             transport.chown(f.path, *f.owner)
             continue
-        undo.files[f.path] = (transport.read_file(f.path), f.mode, f.owner)
+        state = before.get(f.path)
+        if state is not None and state.kind == "file":
+            undo.files[f.path] = (transport.read_file(f.path), state.mode, (state.uid, state.gid))
+        else:
+            undo.files[f.path] = (None, f.mode, f.owner)
         transport.put_file(f.path, f.data, f.mode, f.owner)
     steps = _Steps(engine, transport, spec, wanted, ca_pem, mask, undo, progress)
     try:

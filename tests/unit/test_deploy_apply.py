@@ -154,3 +154,15 @@ def test_down_refuses_a_foreign_container_before_removing_anything(host: FakeHos
     with pytest.raises(HostError, match="'registry-relay' was not created by regdeploy"):
         take_down(host, spec(), purge_data=False)  # type: ignore[arg-type]
     assert len(engine.containers) == 2
+
+
+def test_put_back_files_keep_their_own_mode_and_owner(host: FakeHost) -> None:
+    converge(host, spec())
+    path = "/srv/reg/config.yml"
+    data, _, _ = host.files[path]
+    host.files[path] = (data, 0o640, (0, 0))  # as an older version left it
+    host.engine().broken_images.add("sha256:new")
+    with pytest.raises(ApplyError, match="the previous files were put back"):
+        converge(host, spec(image="registry:2.8", storage={"delete": False}))
+    assert host.files[path] == (data, 0o640, (0, 0))
+
