@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from regdeploy.verify.context import VerifyContext
 from regdeploy.verify.model import NETWORK_ERRORS, CheckFailed, describe_error, parallel
 from regdeploy.verify.registry_api import Response, challenge_params
+
+if TYPE_CHECKING:
+    from regdeploy.tokens.acl import AclEntry
 
 API_VERSION_HEADER = "docker-distribution-api-version"
 API_VERSION = "registry/2.0"
@@ -72,7 +77,58 @@ def _token_challenge(ctx: VerifyContext, anonymous: Response, wrong_status: int 
         )
     if wrong_status != 401:  # the wrong password's own token request, made by the request above
         raise CheckFailed(f"token server {realm}: a wrong password answered {wrong_status}, expected 401")
-    return f'Bearer realm="{realm}"'
+    said = [f'Bearer realm="{realm}"']
+    token = ctx.job.spec.auth.builtin_token
+    if token is not None:  # what the inventory's ACL says, as the built-in server must apply it
+        said += [_anonymous_as_configured(ctx, realm, token.anonymous), _denial(ctx, realm, token.acl)]
+    return ", ".join(s for s in said if s)
+
+
+def _token_access(resp: Response) -> list[dict[str, Any]]:
+    """The ``access`` claim of a token answer (read, not verified: the registry verifies)."""
+    import base64
+    import json
+
+    token = str(resp.json().get("token", ""))
+    payload = token.split(".")[1] if token.count(".") == 2 else ""
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)) or b"{}")
+    return [a for a in claims.get("access", []) if isinstance(a, dict)]
+
+
+def _anonymous_as_configured(ctx: VerifyContext, realm: str, anonymous: bool) -> str:
+    t = ctx.target
+    try:
+        resp = t.client(anonymous=True).token_response(realm, t.token_service or "", "")
+    except NETWORK_ERRORS as exc:
+        raise CheckFailed(f"token server {realm}: {describe_error(exc)}") from None
+    wanted = 200 if anonymous else 401
+    if resp.status != wanted:
+        raise CheckFailed(
+            f"token server {realm}: a request without credentials answered {resp.status}, expected {wanted} "
+            f"(auth.token.anonymous is {str(anonymous).lower()})"
+        )
+    return "anonymous token" if anonymous else "anonymous refused"
+
+
+def _denial(ctx: VerifyContext, realm: str, acl: Sequence[AclEntry]) -> str:
+    """A scope the ACL denies the verify user is denied by the token server: its token grants
+    nothing for it. Skipped (said) when the ACL lets the user push everywhere."""
+    from regdeploy.tokens.acl import authorize
+    from regdeploy.tokens.scope import Scope
+
+    t = ctx.target
+    name = f"regdeploy-verify-denied-{ctx.nonce}"
+    (wanted,) = authorize(acl, t.user, [Scope("repository", name, ("push",))])
+    if wanted.actions:
+        return ""  # nothing to deny: the ACL lets this user push everywhere
+    try:
+        resp = t.client().token_response(realm, t.token_service or "", f"repository:{name}:push")
+    except NETWORK_ERRORS as exc:
+        raise CheckFailed(f"token server {realm}: {describe_error(exc)}") from None
+    granted = [a for a in _token_access(resp) if a.get("name") == name and "push" in (a.get("actions") or [])]
+    if resp.status != 200 or granted:
+        raise CheckFailed(f"token server {realm}: push to {name} is not in {t.user}'s ACL but was granted")
+    return f"push outside {t.user}'s ACL denied"
 
 
 def basic_realm(resp: Response) -> str | None:

@@ -119,6 +119,8 @@ def test_docker_logs_in_pushes_and_pulls_through_the_token_flow(
     assert verified.exit_code == 0, verified.output
     checks = {c["name"]: c for c in json.loads(verified.stdout)["hosts"]["localhost"]["checks"]}
     assert "Bearer realm" in checks["auth"]["detail"]
+    assert "anonymous refused" in checks["auth"]["detail"]
+    assert "push outside alice's ACL denied" in checks["auth"]["detail"]
     assert d.up_json()["changed"] is False
     logs = subprocess.run(["docker", "logs", d.name + "-token"], capture_output=True, text=True)
     text = logs.stdout + logs.stderr
@@ -174,6 +176,9 @@ def test_anonymous_pulls_public_and_cannot_push(tokened: Deployment, gateway: st
     assert start.status == 401
     private = stranger.request("GET", "/v2/alice/secret/manifests/v1")
     assert private.status == 401
+    verified = d.run("verify", "--check", "auth", "--json")
+    assert verified.exit_code == 0, verified.output
+    assert "anonymous token" in json.loads(verified.stdout)["hosts"]["localhost"]["checks"][-1]["detail"]
 
 
 def test_an_oidc_identity_pushes_to_its_own_repository_only(
