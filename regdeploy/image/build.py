@@ -23,7 +23,7 @@ import subprocess
 import tarfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from regdeploy.errors import ImageError, TransportError
 
@@ -73,7 +73,7 @@ _VERSION_RE = re.compile(r"(?<![\w.])v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)")
 _NOISY_PULL_STATUS = ("Downloading", "Extracting", "Waiting", "Verifying Checksum")
 
 
-def _say(progress: Progress, message: str) -> None:
+def say(progress: Progress, message: str) -> None:
     if progress is not None:
         progress(message)
 
@@ -114,7 +114,7 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def _docker_errors(action: str) -> Iterator[None]:
+def docker_errors(action: str) -> Iterator[None]:
     """Turn SDK exceptions raised while doing *action* into ImageError / TransportError (one line).
 
     The engine said no (APIError, or the SDK rejected the input) -> ImageError with its message;
@@ -154,7 +154,7 @@ def image_id(client: DockerClient, ref: str) -> str | None:
     """The id of image *ref* on the engine, or None if the engine does not have it."""
     import docker.errors
 
-    with _docker_errors(f"cannot inspect image {ref!r}"):
+    with docker_errors(f"cannot inspect image {ref!r}"):
         try:
             return str(client.images.get(ref).id)
         except docker.errors.ImageNotFound:
@@ -174,7 +174,7 @@ def registry_major_version(client: DockerClient, ref: str) -> int | None:
     """
     import docker.errors
 
-    with _docker_errors(f"cannot inspect image {ref!r}"):
+    with docker_errors(f"cannot inspect image {ref!r}"):
         try:
             labels = client.images.get(ref).labels or {}
         except docker.errors.ImageNotFound:
@@ -232,7 +232,7 @@ def ensure_image(
         raise absent("pulling is disabled")
 
     name, tag, digest = split_ref(ref)
-    _say(progress, f"pulling {ref} ...")
+    say(progress, f"pulling {ref} ...")
     try:
         stream = client.api.pull(name, tag=digest or tag or "latest", stream=True, decode=True)
         for chunk in stream:
@@ -243,7 +243,7 @@ def ensure_image(
             if not status or status.startswith(_NOISY_PULL_STATUS):
                 continue
             layer = chunk.get("id")
-            _say(progress, f"pull {ref}: {layer}: {status}" if layer else f"pull {ref}: {status}")
+            say(progress, f"pull {ref}: {layer}: {status}" if layer else f"pull {ref}: {status}")
     except ImageError:
         raise
     except docker.errors.APIError as exc:
@@ -419,17 +419,18 @@ def _context(
     return buf
 
 
-def _build(
+def build_context(
     client: DockerClient,
-    context: io.BytesIO,
+    context: IO[bytes],
     tag: str,
     labels: Mapping[str, str],
-    what: str,
+    failed: str,
     progress: Progress,
 ) -> str:
-    """Run a no-pull build of *context* and return the image id (ImageError with the daemon's message)."""
+    """Run a no-pull build of the tar *context* and return the image id; errors are ImageErrors
+    starting with *failed* ("building X failed") and carrying the daemon's message."""
     built: str | None = None
-    with _docker_errors(f"building {tag} from {what} failed"):
+    with docker_errors(failed):
         stream = client.api.build(
             fileobj=context,
             custom_context=True,
@@ -445,18 +446,18 @@ def _build(
             if "error" in chunk or "errorDetail" in chunk:
                 detail = chunk.get("errorDetail") or {}
                 message = " ".join(str(detail.get("message") or chunk.get("error")).split())
-                raise ImageError(f"building {tag} from {what} failed: {message}")
+                raise ImageError(f"{failed}: {message}")
             aux = chunk.get("aux")
             if isinstance(aux, dict) and aux.get("ID"):
                 built = str(aux["ID"])
             line = str(chunk.get("stream", "")).strip()
             if line.startswith("Step "):
-                _say(progress, f"build {tag}: {line}")
+                say(progress, f"build {tag}: {line}")
     if built is not None:
         return built
     found = image_id(client, tag)  # older engines do not send the aux ID
     if found is None:
-        raise ImageError(f"building {tag} from {what} failed: the engine did not report the image")
+        raise ImageError(f"{failed}: the engine did not report the image")
     return found
 
 
@@ -478,7 +479,7 @@ def build_from_binary(client: DockerClient, binary: Path, tag: str, progress: Pr
     libraries = shared_libraries(real)
     config_path = CONFIG_PATH_3X if (_major(version) or 2) >= 3 else CONFIG_PATH_2X
     mtime = int(real.stat().st_mtime)
-    _say(progress, f"build {tag}: distribution {version} from {binary}, {len(libraries)} shared libraries")
+    say(progress, f"build {tag}: distribution {version} from {binary}, {len(libraries)} shared libraries")
 
     files: dict[str, tuple[bytes, int]] = {REGISTRY_PATH_IN_IMAGE: (real.read_bytes(), 0o755)}
     for lib in libraries:
@@ -503,8 +504,8 @@ def build_from_binary(client: DockerClient, binary: Path, tag: str, progress: Pr
     )
     labels = {LABEL_VERSION: version, LABEL_BUILT_FROM: str(binary.absolute())}
     context = _context(files, dirs, dockerfile, mtime)
-    image = _build(client, context, tag, labels, str(binary), progress)
-    _say(progress, f"build {tag}: done, image {image[:19]}")
+    image = build_context(client, context, tag, labels, f"building {tag} from {binary} failed", progress)
+    say(progress, f"build {tag}: done, image {image[:19]}")
     return image
 
 
@@ -517,7 +518,8 @@ def build_smoke_image(client: DockerClient, tag: str) -> str:
     files = {"/regdeploy-smoke.txt": (f"regdeploy smoke test {nonce}\n".encode(), 0o644)}
     dockerfile = "FROM scratch\nCOPY rootfs/ /\n"
     context = _context(files, {}, dockerfile, 0)
-    return _build(client, context, tag, {LABEL_SMOKE: nonce}, "a smoke-test nonce", None)
+    failed = f"building {tag} from a smoke-test nonce failed"
+    return build_context(client, context, tag, {LABEL_SMOKE: nonce}, failed, None)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -551,9 +553,9 @@ def load_tarball(client: DockerClient, path: Path, progress: Progress = None) ->
             f"{path} is not an image archive (expected a `docker save` tar holding manifest.json)"
         )
     size_mb = path.stat().st_size / 1e6
-    _say(progress, f"loading {path} ({size_mb:.1f} MB) ...")
+    say(progress, f"loading {path} ({size_mb:.1f} MB) ...")
     loaded: list[str] = []
-    with _docker_errors(f"loading {path} failed"), path.open("rb") as fh:
+    with docker_errors(f"loading {path} failed"), path.open("rb") as fh:
         for chunk in client.api.load_image(fh):
             if "error" in chunk or "errorDetail" in chunk:
                 detail = chunk.get("errorDetail") or {}
@@ -565,7 +567,7 @@ def load_tarball(client: DockerClient, path: Path, progress: Progress = None) ->
                     name = line[len(prefix) :].strip()
                     if name not in loaded:
                         loaded.append(name)
-                    _say(progress, f"loaded {name}")
+                    say(progress, f"loaded {name}")
     if not loaded:
         raise ImageError(f"loading {path}: the engine loaded no image from it")
     return loaded

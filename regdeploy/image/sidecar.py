@@ -38,14 +38,14 @@ import sys
 import sysconfig
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING
 
 import regdeploy
 from regdeploy.errors import ImageError
-from regdeploy.image.build import LABEL_VERSION, _docker_errors, image_id, shared_libraries
+from regdeploy.image.build import LABEL_VERSION, build_context, docker_errors, say, shared_libraries
 from regdeploy.image.requirements import marker_environment, requirement_closure
 from regdeploy.image.sidecar_ref import default_sidecar_ref
 
@@ -546,7 +546,7 @@ def _present(client: DockerClient, tag: str, digest: str) -> str | None:
     """The id of image *tag* if it is a sidecar image with content *digest*, else None."""
     import docker.errors
 
-    with _docker_errors(f"cannot inspect image {tag!r}"):
+    with docker_errors(f"cannot inspect image {tag!r}"):
         try:
             image = client.images.get(tag)
         except docker.errors.ImageNotFound:
@@ -555,46 +555,6 @@ def _present(client: DockerClient, tag: str, digest: str) -> str | None:
     if labels.get(LABEL_SIDECAR) == "1" and labels.get(LABEL_CONTENT) == digest:
         return str(image.id)
     return None
-
-
-def _say(progress: Progress, message: str) -> None:
-    if progress is not None:
-        progress(message)
-
-
-def _run_build(
-    client: DockerClient, context: IO[bytes], tag: str, labels: Mapping[str, str], progress: Progress
-) -> str:
-    built: str | None = None
-    what = f"building the sidecar image {tag} failed"
-    with _docker_errors(what):
-        stream = client.api.build(
-            fileobj=context,
-            custom_context=True,
-            tag=tag,
-            pull=False,
-            rm=True,
-            forcerm=True,
-            decode=True,
-            labels=dict(labels),
-            network_mode="none",
-        )
-        for chunk in stream:
-            if "error" in chunk or "errorDetail" in chunk:
-                detail = chunk.get("errorDetail") or {}
-                message = " ".join(str(detail.get("message") or chunk.get("error")).split())
-                raise ImageError(f"{what}: {message}")
-            aux = chunk.get("aux")
-            if isinstance(aux, dict) and aux.get("ID"):
-                built = str(aux["ID"])
-            line = str(chunk.get("stream", "")).strip()
-            if line.startswith("Step "):
-                _say(progress, f"build {tag}: {line}")
-    if built is None:
-        built = image_id(client, tag)  # older engines do not send the aux ID
-    if built is None:
-        raise ImageError(f"{what}: the engine did not report the image")
-    return built
 
 
 def build_sidecar(
@@ -611,12 +571,12 @@ def build_sidecar(
     tag = tag or default_sidecar_ref()
     existing = _present(client, tag, ctx.digest)
     if existing is not None:
-        _say(progress, f"sidecar {tag}: already built ({ctx.digest[:19]}), image {existing[:19]}")
+        say(progress, f"sidecar {tag}: already built ({ctx.digest[:19]}), image {existing[:19]}")
         return tag, existing
     for name in ctx.omitted:
-        _say(progress, f"sidecar {tag}: leaving out {name}: its shared libraries are not installed here")
+        say(progress, f"sidecar {tag}: leaving out {name}: its shared libraries are not installed here")
     size = f"{len(ctx.files)} files, {ctx.size / 1e6:.1f} MB"
-    _say(progress, f"sidecar {tag}: {size}, content {ctx.digest[:19]}")
+    say(progress, f"sidecar {tag}: {size}, content {ctx.digest[:19]}")
     with tempfile.TemporaryFile(prefix="regdeploy-sidecar-") as fh:
         written = write_context(ctx, fh)
         if written != ctx.digest:
@@ -625,6 +585,8 @@ def build_sidecar(
                 "(a package being installed?); run it again"
             )
         fh.seek(0)
-        image = _run_build(client, fh, tag, sidecar_labels(ctx), progress)
-    _say(progress, f"sidecar {tag}: done, image {image[:19]}")
+        image = build_context(
+            client, fh, tag, sidecar_labels(ctx), f"building the sidecar image {tag} failed", progress
+        )
+    say(progress, f"sidecar {tag}: done, image {image[:19]}")
     return tag, image
