@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from regdeploy.errors import InputError
 from regdeploy.materials.secrets import SecretRef
+from regdeploy.spec.filekeys import FileKey as _Key
+from regdeploy.spec.filekeys import integer as _integer
+from regdeploy.spec.filekeys import mapping as _mapping
 from regdeploy.spec.validate import duration_seconds, suggest, type_name
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -83,46 +86,11 @@ class RelayConfig:
     timeout: float = 10.0
 
 
-class _Key:
-    """A key path in the file, for messages: ``relay.yml: targets[0].token: is required``."""
-
-    def __init__(self, source: str, path: str = "") -> None:
-        self.source = source
-        self.path = path
-
-    def child(self, key: str | int) -> _Key:
-        part = f"[{key}]" if isinstance(key, int) else (f".{key}" if self.path else key)
-        return _Key(self.source, self.path + part)
-
-    def fail(self, message: str) -> NoReturn:
-        raise InputError(f"{self.source}: {self.path or '(top level)'}: {message}")
-
-
-def _mapping(value: Any, key: _Key, known: Sequence[str]) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        key.fail(f"must be a mapping, got {type_name(value)}")
-    for name in value:
-        if name not in known:
-            hint = suggest(str(name), known)
-            key.child(str(name)).fail(f"unknown key{hint}; known keys: {', '.join(known)}")
-    return value
-
-
 def _string(value: Any, key: _Key, pattern: str | None = None, hint: str = "") -> str:
     if not isinstance(value, str) or not value:
         key.fail(f"must be a non-empty string, got {type_name(value)} {value!r}")
     if pattern is not None and not re.fullmatch(pattern, value):
         key.fail(f"invalid value {value!r}{': ' + hint if hint else ''}")
-    return value
-
-
-def _integer(value: Any, key: _Key, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        key.fail(f"must be an integer, got {type_name(value)} {value!r}")
-    if not low <= value <= high:
-        key.fail(f"{value} is out of range {low}..{high}")
     return value
 
 
