@@ -131,28 +131,16 @@ def parse_config(raw: Any, source: str, base_dir: Path | None = None) -> RelayCo
     data = _mapping(raw, top, ("listen", "queue", "retry", "timeout", "targets"))
     listen = _mapping(data.get("listen"), top.child("listen"), ("bind", "port", "token", "token_header"))
     queue = _mapping(data.get("queue"), top.child("queue"), ("dir", "max_events"))
-    retry = _mapping(data.get("retry"), top.child("retry"), ("initial", "max"))
     if queue.get("dir") is None:
         top.child("queue").child("dir").fail("is required: where undelivered events are kept")
     queue_dir = Path(os.path.expanduser(_string(queue["dir"], top.child("queue").child("dir"))))
     if not queue_dir.is_absolute() and base_dir is not None:
         queue_dir = base_dir / queue_dir
-    raw_targets = data.get("targets")
-    if not isinstance(raw_targets, list) or not raw_targets:
-        top.child("targets").fail("needs at least one target (type: github or generic)")
-    targets = tuple(_target(item, top.child("targets").child(i)) for i, item in enumerate(raw_targets))
-    names = [t.name for t in targets]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            top.child("targets").child(i).child("name").fail(f"duplicate target {name!r}")
-    d = RelayConfig(queue_dir=queue_dir, targets=targets)
-    initial = _seconds(retry.get("initial", "1s"), top.child("retry").child("initial"))
-    most = _seconds(retry.get("max", "5m"), top.child("retry").child("max"))
-    if most < initial:
-        top.child("retry").child("max").fail(f"must be at least retry.initial ({initial:g}s)")
+    delivery = _delivery(data, queue, top)
+    d = RelayConfig(queue_dir=queue_dir, targets=delivery.targets)
     return RelayConfig(
         queue_dir=queue_dir,
-        targets=targets,
+        targets=delivery.targets,
         bind=_string(listen.get("bind", d.bind), top.child("listen").child("bind")),
         port=_integer(listen.get("port", d.port), top.child("listen").child("port"), 0, 65535),
         token=_secret(listen.get("token"), top.child("listen").child("token"), required=False),
@@ -162,12 +150,10 @@ def parse_config(raw: Any, source: str, base_dir: Path | None = None) -> RelayCo
             _HEADER_RE,
             "an HTTP header name",
         ),
-        max_events=_integer(
-            queue.get("max_events", d.max_events), top.child("queue").child("max_events"), 1, 1_000_000
-        ),
-        retry_initial=initial,
-        retry_max=most,
-        timeout=_seconds(data.get("timeout", "10s"), top.child("timeout")),
+        max_events=delivery.max_events,
+        retry_initial=delivery.retry_initial,
+        retry_max=delivery.retry_max,
+        timeout=delivery.timeout,
     )
 
 
@@ -188,7 +174,11 @@ def parse_settings(raw: Any, source: str, path: str) -> RelaySettings:
     (the inventory file and host) and the key under *path*."""
     top = _Key(source, path)
     data = _mapping(raw, top, ("targets", "queue", "retry", "timeout", "run"))
-    queue = _mapping(data.get("queue"), top.child("queue"), ("max_events",))
+    return _delivery(data, _mapping(data.get("queue"), top.child("queue"), ("max_events",)), top)
+
+
+def _delivery(data: Mapping[str, Any], queue: Mapping[str, Any], top: _Key) -> RelaySettings:
+    """What a relay file and ``registry.relay`` share: targets, queue bound, retry, timeout."""
     retry = _mapping(data.get("retry"), top.child("retry"), ("initial", "max"))
     raw_targets = data.get("targets")
     if not isinstance(raw_targets, list) or not raw_targets:
@@ -205,7 +195,10 @@ def parse_settings(raw: Any, source: str, path: str) -> RelaySettings:
     return RelaySettings(
         targets=targets,
         max_events=_integer(
-            queue.get("max_events", 1000), top.child("queue").child("max_events"), 1, 1_000_000
+            queue.get("max_events", RelaySettings.max_events),
+            top.child("queue").child("max_events"),
+            1,
+            1_000_000,
         ),
         retry_initial=initial,
         retry_max=most,
