@@ -3,7 +3,7 @@ the registry's network, ports."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from regdeploy.deploy.definition import (
@@ -78,7 +78,7 @@ def gather(
         for u in units
     }
     wanted_names = {u.name for u in units} | {u.name + OLD_SUFFIX for u in units}
-    strays = tuple(c for c in registry_containers(engine, spec) if c.name not in wanted_names)
+    strays = tuple(registry_containers(engine, spec, skip=wanted_names))
     contents: dict[str, bytes] = {}
     if want_contents:
         for f in rendered.files:
@@ -96,10 +96,16 @@ def gather(
     return HostFacts(states, unit_facts, images, network, strays, contents)
 
 
-def registry_containers(engine: Engine, spec: RegistrySpec) -> list[ContainerFacts]:
-    """Every container regdeploy made for this registry on the host (units and leftovers)."""
+def registry_containers(
+    engine: Engine, spec: RegistrySpec, skip: Collection[str] = ()
+) -> list[ContainerFacts]:
+    """Every container regdeploy made for this registry on the host (units and leftovers), but
+    those named in *skip* (already inspected by the caller: the listing names them, no second look)."""
     found = []
     for summary in engine.list_containers({LABEL_MANAGED: "true", LABEL_REGISTRY: spec.name}):
+        names = {str(n).lstrip("/") for n in summary.get("Names") or ()}
+        if names & set(skip):
+            continue
         facts = inspect_container(engine, str(summary.get("Id", "")))
         if facts is not None:
             found.append(facts)

@@ -69,10 +69,15 @@ def wanted_for(
     spec: RegistrySpec, rendered: Rendered, images: Mapping[str, str | None], sidecar_image: str = ""
 ) -> Wanted:
     """The host's units and their definitions, given the ids the host has for their images."""
-    from regdeploy.deploy.definition import definition
     from regdeploy.deploy.units import host_units
 
-    units = tuple(host_units(spec, rendered, sidecar_image))
+    return wanted_units(tuple(host_units(spec, rendered, sidecar_image)), rendered, images)
+
+
+def wanted_units(units: tuple[Unit, ...], rendered: Rendered, images: Mapping[str, str | None]) -> Wanted:
+    """*units* with their definitions, given the ids the host has for their images."""
+    from regdeploy.deploy.definition import definition
+
     return Wanted(
         units,
         {u.name: definition(u, images.get(u.image), rendered.start_digest(u.start_files)) for u in units},

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regdeploy.deploy.files import Rendered
-from regdeploy.deploy.plan import Plan, Wanted, wanted_for
+from regdeploy.deploy.plan import Plan, Wanted, wanted_units
 from regdeploy.deploy.render import render
 from regdeploy.deploy.units import Unit, host_units, sidecar_wanted
 from regdeploy.errors import HostError, InputError, RegdeployError
@@ -79,7 +79,7 @@ class HostJob:
 
     def wanted(self, images: Mapping[str, str | None]) -> Wanted:
         """The units with their definitions, given the ids the host has for their images."""
-        return wanted_for(self.spec, self.rendered, images, self.sidecar_image)
+        return wanted_units(self.units, self.rendered, images)
 
 
 @dataclass

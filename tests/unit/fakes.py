@@ -51,7 +51,7 @@ class FakeEngine:
 
     def list_containers(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         return [
-            {"Id": c["Id"]}
+            {"Id": c["Id"], "Names": [c["Name"]]}
             for c in self.containers.values()
             if all(c["Config"]["Labels"].get(k) == v for k, v in labels.items())
         ]
