@@ -85,6 +85,14 @@ TOKEN_RENEW_DAYS = 30
 TOKEN_ISSUER = "regdeploy-token"
 
 
+def signing_due(cert: bytes) -> str | None:
+    """Why the token signing certificate must be made anew now (TOKEN_RENEW_DAYS before expiry)."""
+    from regdeploy import pki
+
+    days = pki.cert_info(cert).days_left()
+    return f"the token signing certificate expires in {days} days" if days < TOKEN_RENEW_DAYS else None
+
+
 # The registry's notification endpoint for the deployed relay, and the header carrying its token.
 RELAY_ENDPOINT = "regdeploy-relay"
 RELAY_TOKEN_HEADER = "X-Relay-Token"
@@ -218,11 +226,7 @@ class MaterialsBuilder:
 
         key = self._state.read(TOKEN_KEY_KEY)
         cert = self._state.read(TOKEN_CERT_KEY)
-        reason = None
-        if key is None or cert is None:
-            reason = "no token signing key yet"
-        elif pki.cert_info(cert).days_left() < TOKEN_RENEW_DAYS:
-            reason = f"the token signing certificate expires in {pki.cert_info(cert).days_left()} days"
+        reason = "no token signing key yet" if key is None or cert is None else signing_due(cert)
         if reason is not None:
             key = pki.generate_key("ecdsa-p256")
             cert = make_signing_cert(key, "regdeploy token signing")

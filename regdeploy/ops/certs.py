@@ -218,13 +218,12 @@ def renew(
 def _renew_token_signing(state: StateStore, spec: RegistrySpec, now: bool) -> str | None:
     """With the built-in token server, a new signing key when asked (*now*) or when its
     certificate is due; the next `up` makes and deploys it (registry and token server restart)."""
-    from regdeploy import pki
-    from regdeploy.materials.host import TOKEN_CERT_KEY, TOKEN_KEY_KEY, TOKEN_RENEW_DAYS
+    from regdeploy.materials.host import TOKEN_CERT_KEY, TOKEN_KEY_KEY, signing_due
 
     if spec.auth.builtin_token is None:
         return None
     cert = state.read(TOKEN_CERT_KEY)
-    due = cert is not None and pki.cert_info(cert).days_left() < TOKEN_RENEW_DAYS
+    due = cert is not None and signing_due(cert) is not None
     if not (now or due):
         return None
     state.delete(TOKEN_KEY_KEY)
