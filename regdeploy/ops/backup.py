@@ -15,7 +15,6 @@ storage (the storage's own backup is the one to use) are not covered yet.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -28,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from regdeploy.errors import HostError, InputError
 from regdeploy.materials.secrets import Masker
-from regdeploy.ops.run import HostJob, Progress, up_host
+from regdeploy.ops.readonly import read_only
+from regdeploy.ops.run import HostJob, Progress
 
 if TYPE_CHECKING:
     from regdeploy.spec.registry import RegistrySpec
@@ -50,19 +50,13 @@ def backup_host(job: HostJob, to: Path, masker: Masker, progress: Progress) -> d
     started = time.monotonic()
     target = to / job.name
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
-    readonly = dataclasses.replace(job, spec=dataclasses.replace(spec, readonly=True))
-    try:
-        progress(job.name, "read-only while the data is copied")
-        up_host(readonly, False, False, False, progress, masker)
-        archive = target / "data.tar"
+    archive = target / "data.tar"
+    with read_only(job, masker, progress, "read-only while the data is copied", "writable again"):
         tmp = archive.with_suffix(".tar.partial")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w") as tar:
             tar.add(spec.data_dir, arcname=".")
         os.replace(tmp, archive)
-    finally:
-        progress(job.name, "writable again")
-        up_host(job, False, False, False, progress, masker)
     return {"registry": spec.name, "data": f"{job.name}/data.tar", "bytes": archive.stat().st_size,
             "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
 

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from regdeploy.errors import HostError, RegdeployError
 from regdeploy.materials.secrets import Masker
-from regdeploy.ops.run import HostJob, Progress, up_host
+from regdeploy.ops.readonly import read_only
+from regdeploy.ops.run import HostJob, Progress
 
 if TYPE_CHECKING:
     from regdeploy.transport.base import Transport
@@ -75,17 +76,15 @@ def gc_host(job: HostJob, dry_run: bool, untagged: bool, masker: Masker, progres
     transport = open_transport(job.name, job.vars, say)
     try:
         job = job.on_host(transport.identity())  # the one-off container runs as the registry does
-        readonly = dataclasses.replace(job, spec=dataclasses.replace(job.spec, readonly=True))
-        say("read-only: pushes are refused until gc is done")
-        up_host(readonly, False, False, False, progress, masker)
-        before = transport.dir_size(spec.data_dir)
-        log = _collect(transport, readonly, dry_run, untagged, say, masker)
-        after = transport.dir_size(spec.data_dir)
+        why = "read-only: pushes are refused until gc is done"
+        after = "writable again (the restart clears the blob-descriptor cache)"
+        with read_only(job, masker, progress, why, after) as readonly:
+            before = transport.dir_size(spec.data_dir)
+            log = _collect(transport, readonly, dry_run, untagged, say, masker)
+            after_bytes = transport.dir_size(spec.data_dir)
     finally:
         transport.close()
-        say("writable again (the restart clears the blob-descriptor cache)")
-        up_host(job, False, False, False, progress, masker)
-    return Collected(count_blobs(log, dry_run), before, after, dry_run, time.monotonic() - started)
+    return Collected(count_blobs(log, dry_run), before, after_bytes, dry_run, time.monotonic() - started)
 
 
 def _collect(

@@ -1,0 +1,28 @@
+"""A registry's read-only window: what gc and backup run inside.
+
+The registry goes read-only (``storage.maintenance.readonly``: pulls served, pushes refused)
+through the same plan and apply as ``up``, health-gated, and back to the inventory's mode when the
+window closes, whatever happened inside it. Both switches restart the registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+
+from regdeploy.materials.secrets import Masker
+from regdeploy.ops.run import HostJob, Progress, up_host
+
+
+@contextlib.contextmanager
+def read_only(job: HostJob, masker: Masker, progress: Progress, why: str, after: str) -> Iterator[HostJob]:
+    """Yields the read-only job (its spec is what the registry runs meanwhile)."""
+    readonly = dataclasses.replace(job, spec=dataclasses.replace(job.spec, readonly=True))
+    try:
+        progress(job.name, why)
+        up_host(readonly, False, False, False, progress, masker)
+        yield readonly
+    finally:
+        progress(job.name, after)
+        up_host(job, False, False, False, progress, masker)
