@@ -15,7 +15,7 @@ from pathlib import Path
 from regdeploy.deploy.plan import Change, Plan, Wanted
 from regdeploy.errors import HostError, RegdeployError
 from regdeploy.materials.secrets import Masker
-from regdeploy.ops.run import HostJob, Progress
+from regdeploy.ops.run import HostJob, Progress, host_error
 
 GENERATIONS = "generations"
 
@@ -69,7 +69,6 @@ def rollback_host(job: HostJob, state_root: Path, masker: Masker, progress: Prog
         path.unlink(missing_ok=True)
         return plan
     except RegdeployError as exc:
-        text = masker.mask(str(exc))
-        raise HostError(text if text.startswith(f"{job.name}:") else f"{job.name}: {text}") from None
+        raise host_error(job.name, exc, masker) from None
     finally:
         transport.close()

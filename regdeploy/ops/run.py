@@ -204,12 +204,15 @@ def up_host(
                 keep_generation(generations, job.name, replaced(plan, facts, previous))
         return plan
     except RegdeployError as exc:
-        text = masker.mask(str(exc))
-        if not text.startswith(job.name + ":"):
-            text = f"{job.name}: {text}"
-        raise HostError(text) from None
+        raise host_error(job.name, exc, masker) from None
     finally:
         transport.close()
+
+
+def host_error(host: str, exc: RegdeployError, masker: Masker) -> HostError:
+    """*exc* as this host's one line: masked, and named after the host once."""
+    text = masker.mask(str(exc))
+    return HostError(text if text.startswith(f"{host}:") else f"{host}: {text}")
 
 
 def replaced(plan: Plan, facts: HostFacts, previous: PreviousFiles) -> Generation:

@@ -21,7 +21,7 @@ from regdeploy.errors import HostError, InputError, RegdeployError
 from regdeploy.materials.htpasswd import MAX_PASSWORD_BYTES
 from regdeploy.materials.secrets import Masker
 from regdeploy.materials.users import password_key, save_state_user_names, state_user_names
-from regdeploy.ops.run import HostJob, Progress, Run, load_specs, prepare
+from regdeploy.ops.run import HostJob, Progress, Run, host_error, load_specs, prepare
 from regdeploy.spec.registry import USER_NAME_RE
 from regdeploy.transport.address import registry_hostport
 
@@ -77,8 +77,7 @@ def push_htpasswd(job: HostJob, masker: Masker, progress: Callable[[str, str], N
         )
         return plan
     except RegdeployError as exc:
-        text = masker.mask(str(exc))
-        raise HostError(text if text.startswith(f"{job.name}:") else f"{job.name}: {text}") from None
+        raise host_error(job.name, exc, masker) from None
     finally:
         transport.close()
 
