@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from regdeploy.materials.host import HostMaterials
     from regdeploy.spec.registry import RegistrySpec
 
-Owner = tuple[int, int] | None
 
 def render(spec: RegistrySpec, materials: HostMaterials) -> Rendered:
     cfg = spec.config_dir

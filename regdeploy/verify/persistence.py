@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 import time
 
-from regdeploy.deploy.health import http_probe as probe
+from regdeploy.deploy.health import http_probe
 from regdeploy.verify.context import VerifyContext
 from regdeploy.verify.model import NETWORK_ERRORS, CheckFailed, describe_error, parallel, registry_error
 from regdeploy.verify.smoke import MANIFEST_V2
@@ -64,7 +64,7 @@ def _wait_serving(ctx: VerifyContext, timeout: float) -> None:
     last = "no answer"
     while time.monotonic() < deadline:
         try:
-            status = probe(t.address, t.port, t.ca_pem, 1.0, acme=ctx.job.spec.tls.mode == "letsencrypt")
+            status = http_probe(t.address, t.port, t.ca_pem, 1.0, acme=ctx.job.spec.tls.mode == "letsencrypt")
             if status == 200:
                 return
             last = f"GET / answered {status}"

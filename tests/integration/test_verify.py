@@ -27,7 +27,7 @@ from click.testing import CliRunner, Result
 
 from regdeploy import pki
 from regdeploy.cli import cli
-from regdeploy.deploy.health import http_probe as probe
+from regdeploy.deploy.health import http_probe
 from regdeploy.verify.registry_api import RegistryClient
 
 pytestmark = pytest.mark.integration
@@ -411,7 +411,7 @@ def test_registry_stopped(shared, docker_client):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
-                if probe("127.0.0.1", shared.port, shared.ca) == 200:
+                if http_probe("127.0.0.1", shared.port, shared.ca) == 200:
                     break
             time.sleep(0.1)
     assert code == 1
