@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from regdeploy.deploy.files import Rendered, RenderedDir, RenderedFile
-from regdeploy.deploy.layout import CONTAINER_CONFIG_DIR, CONTAINER_DATA_DIR
-from regdeploy.deploy.templates import registry_log_level, render_template
+from regdeploy.deploy.templates import config_yml, render_template
 
 if TYPE_CHECKING:
 
@@ -16,28 +15,7 @@ if TYPE_CHECKING:
 
 def render(spec: RegistrySpec, materials: HostMaterials) -> Rendered:
     cfg = spec.config_dir
-    paths = {
-        "config": f"{CONTAINER_CONFIG_DIR}/config.yml",
-        "htpasswd": f"{CONTAINER_CONFIG_DIR}/auth/htpasswd",
-        "server_crt": f"{CONTAINER_CONFIG_DIR}/certs/server.crt",
-        "server_key": f"{CONTAINER_CONFIG_DIR}/certs/server.key",
-        "token_bundle": f"{CONTAINER_CONFIG_DIR}/auth/token-bundle.crt",
-        "data": CONTAINER_DATA_DIR,
-    }
-    config = render_template(
-        spec,
-        "config.yml.j2",
-        {
-            "spec": spec,
-            "paths": paths,
-            "tls": materials.tls is not None,
-            "http_secret": materials.http_secret,
-            "endpoints": materials.endpoints,
-            "log_level": registry_log_level(spec.log_level, materials),
-            "token": materials.token,
-            "proxy": None,
-        },
-    )
+    config = config_yml(spec, materials, materials.endpoints)
     htpasswd = render_template(spec, "htpasswd.j2", {"users": materials.users})
     # The registry runs as spec.run's user: what it reads is that user's, and stays 0600/0700.
     me = spec.run.owner

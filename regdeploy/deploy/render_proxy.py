@@ -8,8 +8,8 @@ reads them from the config dir's auth/ and certs/, mounted read-only).
 from __future__ import annotations
 
 from regdeploy.deploy.files import RenderedDir, RenderedFile
-from regdeploy.deploy.layout import CONTAINER_CONFIG_DIR, CONTAINER_DATA_DIR, proxy_config_dir, proxy_data_dir
-from regdeploy.deploy.templates import registry_log_level, render_template
+from regdeploy.deploy.layout import proxy_config_dir, proxy_data_dir
+from regdeploy.deploy.templates import config_yml
 from regdeploy.materials.host import HostMaterials
 from regdeploy.spec.registry import RegistrySpec
 
@@ -18,32 +18,11 @@ def proxy_files(
     spec: RegistrySpec, materials: HostMaterials, dirs: list[RenderedDir], files: list[RenderedFile]
 ) -> None:
     me = spec.run.owner
-    paths = {
-        "config": "",
-        "htpasswd": f"{CONTAINER_CONFIG_DIR}/auth/htpasswd",
-        "server_crt": f"{CONTAINER_CONFIG_DIR}/certs/server.crt",
-        "server_key": f"{CONTAINER_CONFIG_DIR}/certs/server.key",
-        "token_bundle": f"{CONTAINER_CONFIG_DIR}/auth/token-bundle.crt",
-        "data": CONTAINER_DATA_DIR,
-    }
     for proxy, material in zip(spec.proxies, materials.proxies, strict=True):
         cfg = proxy_config_dir(spec, proxy.name)
-        context = {
-            "spec": spec,
-            "paths": paths,
-            "tls": materials.tls is not None,
-            "http_secret": materials.http_secret,
-            "endpoints": (),
-            "log_level": registry_log_level(spec.log_level, materials),
-            "token": materials.token,
-            "proxy": {
-                "remoteurl": proxy.remoteurl,
-                "username": material.username,
-                "password": material.password,
-                "ttl": proxy.ttl,
-            },
-        }
-        config = render_template(spec, "config.yml.j2", context)
+        upstream = {"remoteurl": proxy.remoteurl, "username": material.username,
+                    "password": material.password, "ttl": proxy.ttl}  # fmt: skip
+        config = config_yml(spec, materials, (), upstream)
         dirs += [RenderedDir(cfg, 0o700, me), RenderedDir(f"{cfg}/ca", 0o755, me),
                  RenderedDir(proxy_data_dir(spec, proxy.name), 0o700, me)]  # fmt: skip
         files.append(RenderedFile(f"{cfg}/config.yml", config, 0o600, True, True, owner=me))

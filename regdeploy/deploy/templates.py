@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from regdeploy.deploy.layout import CONTAINER_CONFIG_DIR, CONTAINER_DATA_DIR
 from regdeploy.errors import SpecError
 
 if TYPE_CHECKING:
     import jinja2
 
-    from regdeploy.materials.host import HostMaterials
+    from regdeploy.materials.host import HostMaterials, ResolvedEndpoint
     from regdeploy.spec.registry import RegistrySpec
 
 # distribution logs every notification endpoint's headers at info level when it starts (tried on
@@ -70,3 +72,38 @@ def registry_log_level(wanted: str, materials: HostMaterials) -> str:
     if wanted in QUIET_LEVELS or not any(e.headers for e in materials.endpoints):
         return wanted
     return "warn"
+
+
+# In-container paths the config template names (the same for the registry and its proxies).
+CONFIG_PATHS = {
+    "config": f"{CONTAINER_CONFIG_DIR}/config.yml",
+    "htpasswd": f"{CONTAINER_CONFIG_DIR}/auth/htpasswd",
+    "server_crt": f"{CONTAINER_CONFIG_DIR}/certs/server.crt",
+    "server_key": f"{CONTAINER_CONFIG_DIR}/certs/server.key",
+    "token_bundle": f"{CONTAINER_CONFIG_DIR}/auth/token-bundle.crt",
+    "data": CONTAINER_DATA_DIR,
+}
+
+
+def config_yml(
+    spec: RegistrySpec,
+    materials: HostMaterials,
+    endpoints: Sequence[ResolvedEndpoint],
+    proxy: Mapping[str, Any] | None = None,
+) -> bytes:
+    """config.yml from the template: the registry's, or with *proxy* (remoteurl, username,
+    password, ttl) a pull-through cache's."""
+    return render_template(
+        spec,
+        "config.yml.j2",
+        {
+            "spec": spec,
+            "paths": CONFIG_PATHS,
+            "tls": materials.tls is not None,
+            "http_secret": materials.http_secret,
+            "endpoints": endpoints,
+            "log_level": registry_log_level(spec.log_level, materials),
+            "token": materials.token,
+            "proxy": proxy,
+        },
+    )
