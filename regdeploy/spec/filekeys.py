@@ -39,11 +39,3 @@ def mapping(value: Any, key: FileKey, known: Sequence[str]) -> Mapping[str, Any]
             hint = suggest(str(name), known)
             key.child(str(name)).fail(f"unknown key{hint}; known keys: {', '.join(known)}")
     return value
-
-
-def integer(value: Any, key: FileKey, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        key.fail(f"must be an integer, got {type_name(value)} {value!r}")
-    if not low <= value <= high:
-        key.fail(f"{value} is out of range {low}..{high}")
-    return value

@@ -11,13 +11,19 @@ import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from regdeploy.errors import SpecError
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h))+$")
 _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class Fails(Protocol):
+    """What a reader names in its error: an inventory key (``Where``) or a file's (``filekeys.FileKey``)."""
+
+    def fail(self, message: str) -> NoReturn: ...
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ def type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def string(value: Any, where: Where, pattern: str | None = None, hint: str = "") -> str:
+def string(value: Any, where: Fails, pattern: str | None = None, hint: str = "") -> str:
     if not isinstance(value, str) or not value:
         where.fail(f"must be a non-empty string, got {type_name(value)} {value!r}")
     if pattern is not None and not re.fullmatch(pattern, value):
@@ -84,13 +90,13 @@ def string(value: Any, where: Where, pattern: str | None = None, hint: str = "")
     return value
 
 
-def boolean(value: Any, where: Where) -> bool:
+def boolean(value: Any, where: Fails) -> bool:
     if not isinstance(value, bool):
         where.fail(f"must be true or false, got {type_name(value)} {value!r}")
     return value
 
 
-def integer(value: Any, where: Where, low: int, high: int) -> int:
+def integer(value: Any, where: Fails, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         where.fail(f"must be an integer, got {type_name(value)} {value!r}")
     if not low <= value <= high:

@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 
 from regdeploy.errors import InputError
 from regdeploy.spec.filekeys import FileKey as _Key
-from regdeploy.spec.filekeys import integer as _integer
 from regdeploy.spec.filekeys import mapping as _mapping
+from regdeploy.spec.validate import integer as _integer
 from regdeploy.spec.validate import suggest, type_name
 from regdeploy.tokens.acl import ACCOUNT_VARIABLE, AclEntry
 from regdeploy.tokens.oidc import CLAIM_VARIABLE_RE, OidcProvider

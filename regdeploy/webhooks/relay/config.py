@@ -29,9 +29,10 @@ from typing import Any
 from regdeploy.errors import InputError
 from regdeploy.materials.secrets import SecretRef
 from regdeploy.spec.filekeys import FileKey as _Key
-from regdeploy.spec.filekeys import integer as _integer
 from regdeploy.spec.filekeys import mapping as _mapping
 from regdeploy.spec.validate import duration_seconds, suggest, type_name
+from regdeploy.spec.validate import integer as _integer
+from regdeploy.spec.validate import string as _string
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_PORT = 5080
@@ -84,14 +85,6 @@ class RelayConfig:
     retry_initial: float = 1.0
     retry_max: float = 300.0
     timeout: float = 10.0
-
-
-def _string(value: Any, key: _Key, pattern: str | None = None, hint: str = "") -> str:
-    if not isinstance(value, str) or not value:
-        key.fail(f"must be a non-empty string, got {type_name(value)} {value!r}")
-    if pattern is not None and not re.fullmatch(pattern, value):
-        key.fail(f"invalid value {value!r}{': ' + hint if hint else ''}")
-    return value
 
 
 def _seconds(value: Any, key: _Key) -> float:
