@@ -99,6 +99,14 @@ def _untrusted(runtime: str, missing: list[MirrorTarget], out: Outcome) -> None:
         )
 
 
+def _untrusted_in(runtime: str, certs_d: str, files: ClientFiles, targets: Sequence[MirrorTarget],
+                  out: Outcome) -> None:  # fmt: skip
+    """Warn about the private-CA *targets* with no ca.crt in *certs_d* (the certs.d layout)."""
+    need = [t for t in targets if t.tls and t.private_ca]
+    present = files.existing([f"{certs_d}/{t.address}/ca.crt" for t in need])
+    _untrusted(runtime, [t for t in need if f"{certs_d}/{t.address}/ca.crt" not in present], out)
+
+
 def _containerd(files: ClientFiles, targets: Sequence[MirrorTarget], remove: bool, paths: ClientPaths,
                 out: Outcome) -> None:  # fmt: skip
     certs_d = paths.containerd_certs_d.rstrip("/")
@@ -130,9 +138,7 @@ def _containerd(files: ClientFiles, targets: Sequence[MirrorTarget], remove: boo
         out.put(files, "containerd", path, containerd.render(wanted).encode(),
                 f"pull {upstream} through {names} first")  # fmt: skip
     if not remove and targets:
-        need = [t for t in targets if t.tls and t.private_ca]
-        present = files.existing([f"{certs_d}/{t.address}/ca.crt" for t in need])
-        _untrusted("containerd", [t for t in need if f"{certs_d}/{t.address}/ca.crt" not in present], out)
+        _untrusted_in("containerd", certs_d, files, targets, out)
         check_config_path(files, paths, False, out)
 
 
@@ -182,10 +188,7 @@ def _podman(files: ClientFiles, targets: Sequence[MirrorTarget], remove: bool, p
     if changed:
         out.say_reload(PODMAN_RELOAD)
     if not remove and targets:
-        certs_d = paths.containers_certs_d.rstrip("/")
-        need = [t for t in targets if t.tls and t.private_ca]
-        present = files.existing([f"{certs_d}/{t.address}/ca.crt" for t in need])
-        _untrusted("podman", [t for t in need if f"{certs_d}/{t.address}/ca.crt" not in present], out)
+        _untrusted_in("podman", paths.containers_certs_d.rstrip("/"), files, targets, out)
 
 
 def _docker(files: ClientFiles, targets: Sequence[MirrorTarget], remove: bool, paths: ClientPaths,
@@ -221,10 +224,7 @@ def _docker(files: ClientFiles, targets: Sequence[MirrorTarget], remove: bool, p
             out.put(files, "docker", path, text.encode(), why, files.mode(path) or 0o644)
         out.say_reload(dockerd.RELOAD)
     if not remove:
-        certs_d = paths.docker_certs_d.rstrip("/")
-        need = [t for t in hub if t.tls and t.private_ca]
-        present = files.existing([f"{certs_d}/{t.address}/ca.crt" for t in need])
-        _untrusted("docker", [t for t in need if f"{certs_d}/{t.address}/ca.crt" not in present], out)
+        _untrusted_in("docker", paths.docker_certs_d.rstrip("/"), files, hub, out)
 
 
 def _k3s(files: ClientFiles, targets: Sequence[MirrorTarget], remove: bool, paths: ClientPaths,
