@@ -76,7 +76,7 @@ def run_registry(tmp_path: Path, docker_client: Any, registry_image: str, unique
     yield start
     for name in names:
         with contextlib.suppress(Exception):
-            docker_client.api.remove_container(name, force=True)
+            docker_client.api.remove_container(name, force=True, v=True)  # and the image's anonymous volume
 
 
 def test_2_8_2_serves_prometheus_metrics_and_the_counters_move(run_registry: Callable[[bool], Probe]) -> None:
