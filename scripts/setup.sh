@@ -3,8 +3,10 @@
 # on a machine that is already set up it changes nothing and takes a couple of seconds.
 #
 #   1. apt packages: docker.io docker-registry skopeo podman openssh-server openssl curl ca-certificates iproute2
-#      git debootstrap (builds the lab-host image the fleet tests use), (+ python3, python3-venv when needed);
-#      `apt-get update` only when something is missing
+#      git debootstrap (builds the lab-host image the fleet tests use), redis-server haproxy (their binaries
+#      become the redis and haproxy test images, `regdeploy image build --service`; their packages' daemons
+#      are kept from starting), (+ python3, python3-venv when needed); `apt-get update` only when something
+#      is missing
 #   2. dockerd: started in the background (no systemd) when /var/run/docker.sock does not answer
 #   3. .venv with `pip install -e '.[test]'`, re-run only when pyproject.toml changed (sha256 stamp in .venv)
 #   4. the default image registry:2: pulled if possible, else built from Debian's /usr/bin/docker-registry
@@ -42,16 +44,61 @@ apt_install() {
     apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# Packages whose postinst starts a daemon where an init system runs (invoke-rc.d, deb-systemd-invoke). Only
+# their binaries are wanted (the tests run them in containers, on ports of their own): nothing may be left
+# listening on the machine. Without an init system invoke-rc.d already refuses ("No init system and
+# policy-rc.d missing! Defaulting to block."); elsewhere a policy-rc.d that says 101 (forbidden) does, for
+# that one apt-get call, and what still started (an existing policy-rc.d allowed it) is stopped by pidfile.
+no_daemon_packages=(redis-server haproxy)
+POLICY_RC=/usr/sbin/policy-rc.d
+declare -A daemon_pidfile=([redis-server]=/run/redis/redis-server.pid [haproxy]=/run/haproxy.pid)
+
+apt_install_no_daemons() {
+    need_root "installing $*"
+    local ours=0 name pid
+    if [ ! -e "$POLICY_RC" ]; then
+        printf '#!/bin/sh\n# from scripts/setup.sh, removed after its apt-get\nexit 101\n' >"$POLICY_RC"
+        chmod 755 "$POLICY_RC"
+        ours=1
+        trap 'rm -f "$POLICY_RC"' EXIT # even when apt-get fails
+    fi
+    apt_install "$@"
+    if [ "$ours" -eq 1 ]; then
+        rm -f "$POLICY_RC"
+        trap - EXIT
+    fi
+    for name in "$@"; do
+        pid=$(cat "${daemon_pidfile[$name]:-/nonexistent}" 2>/dev/null || true)
+        [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || continue
+        say "stopping the $name daemon its package started (pid $pid)"
+        # By pidfile, not /etc/init.d/NAME stop: without CAP_SYS_PTRACE (a container) its start-stop-daemon
+        # cannot read /proc/PID/exe of a daemon run as another user, matches nothing and says ok.
+        if [ -d /run/systemd/system ]; then
+            systemctl stop "$name" || true
+        fi
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 20); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.5
+        done
+        ! kill -0 "$pid" 2>/dev/null || die "the $name daemon (pid $pid) did not stop"
+    done
+}
+
 packages=(docker.io docker-registry skopeo podman openssh-server openssl curl ca-certificates iproute2 git debootstrap)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 missing=()
 for pkg in "${packages[@]}"; do
     installed "$pkg" || missing+=("$pkg")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
-    apt_install "${missing[@]}"
-else
-    say "packages present (${packages[*]})"
+missing_no_daemon=()
+for pkg in "${no_daemon_packages[@]}"; do
+    installed "$pkg" || missing_no_daemon+=("$pkg")
+done
+[ "${#missing[@]}" -eq 0 ] || apt_install "${missing[@]}"
+[ "${#missing_no_daemon[@]}" -eq 0 ] || apt_install_no_daemons "${missing_no_daemon[@]}"
+if [ "${#missing[@]}" -eq 0 ] && [ "${#missing_no_daemon[@]}" -eq 0 ]; then
+    say "packages present (${packages[*]} ${no_daemon_packages[*]})"
 fi
 
 # --- 2. dockerd -----------------------------------------------------------------------------------------

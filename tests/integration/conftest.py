@@ -2,7 +2,9 @@
 
 Integration tests FAIL with a clear message when the engine is unreachable: a CI run without an engine
 must not go green by skipping. Everything they create is named ``regdeploy-test...`` and removed by the
-test, except the registry image ``regdeploy-test/registry:2.8.2``, kept (a rebuild is a build-cache hit).
+test, except the images built from Debian's binaries, kept (a rebuild is a build-cache hit, the same id): the
+registry image ``regdeploy-test/registry:2.8.2`` and the service images ``regdeploy-test/redis:7`` and
+``regdeploy-test/haproxy:2.6`` (fixtures ``registry_image``, ``redis_image``, ``haproxy_image``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ import pytest
 from standins import Got, StandIn
 
 from regdeploy.image.build import build_from_binary
+from regdeploy.image.services import build_service_image
 
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 REGISTRY_TEST_IMAGE = "regdeploy-test/registry:2.8.2"
+REDIS_BINARY = Path("/usr/bin/redis-server")
+REDIS_TEST_IMAGE = "regdeploy-test/redis:7"
+HAPROXY_BINARY = Path("/usr/sbin/haproxy")
+HAPROXY_TEST_IMAGE = "regdeploy-test/haproxy:2.6"
 
 
 def find_free_port(host: str = "127.0.0.1") -> int:
@@ -78,6 +85,35 @@ def registry_image(docker_client: Any) -> str:
         )
     build_from_binary(docker_client, REGISTRY_BINARY, REGISTRY_TEST_IMAGE)
     return REGISTRY_TEST_IMAGE
+
+
+def _service_image(client: Any, service: str, binary: Path, package: str, tag: str) -> str:
+    if not binary.exists():
+        pytest.fail(
+            f"{binary} is missing (Debian package {package}): run `bash scripts/setup.sh`", pytrace=False
+        )
+    build_service_image(client, service, binary, tag)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def redis_image(docker_client: Any) -> str:
+    """The ref of a redis image built from Debian's /usr/bin/redis-server (7.0.15), once per session.
+
+    FROM scratch, ``/usr/local/bin/redis-server``, ``CMD ["redis-server"]``, ``EXPOSE 6379``, ``/data`` and
+    ``/tmp`` (see regdeploy.image.services). Kept after the run: the next session's build is a cache hit.
+    """
+    return _service_image(docker_client, "redis", REDIS_BINARY, "redis-server", REDIS_TEST_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def haproxy_image(docker_client: Any) -> str:
+    """The ref of a haproxy image built from Debian's /usr/sbin/haproxy (2.6.12), once per session.
+
+    FROM scratch, ``/usr/local/sbin/haproxy``, ``CMD ["haproxy", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]``
+    and ``/tmp``. Kept after the run: the next session's build is a cache hit.
+    """
+    return _service_image(docker_client, "haproxy", HAPROXY_BINARY, "haproxy", HAPROXY_TEST_IMAGE)
 
 
 @pytest.fixture(scope="module")
