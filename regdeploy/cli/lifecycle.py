@@ -30,8 +30,8 @@ def _run_up(inventory: Path | None, limit: str | None, forks: int, as_json: bool
             serial: int | None = None, fail_fast: bool = False) -> None:  # fmt: skip
     from regdeploy.certs.notices import tls_warnings
     from regdeploy.cli.output import print_up, up_json
-    from regdeploy.ops.fanout import fan_out
     from regdeploy.ops.rollback import GENERATIONS
+    from regdeploy.ops.rollout import roll_out
     from regdeploy.ops.run import outcomes, prepare, up_host
 
     run = prepare(inventory, limit, connect)
@@ -47,13 +47,13 @@ def _run_up(inventory: Path | None, limit: str | None, forks: int, as_json: bool
             say(job.name, f"warning: {warning}")
 
     results = outcomes(
-        fan_out(
+        roll_out(
             run.jobs,
-            lambda j: j.name,
             lambda j: up_host(j, check, with_diff, adopt, say, run.masker, generations),
             forks,
             serial=serial,
             fail_fast=fail_fast,
+            changed=lambda plan: not check and plan.changed,  # type: ignore[union-attr]
         )
     )
     if as_json:
@@ -99,7 +99,8 @@ def _first_run_hints(run: Run, results: Mapping[str, HostOutcome]) -> None:
     "--serial",
     type=click.IntRange(1),
     metavar="N",
-    help="Rolling: N hosts at a time, the next batch once the previous one is done.",
+    help="Rolling: N hosts at a time, the next batch once the previous one is done "
+    "(overrides registry.serial for clusters).",
 )
 @click.option("--fail-fast", is_flag=True, help="After a host fails, start no other (running ones finish).")
 @connect_options
@@ -121,6 +122,11 @@ def up(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
       regdeploy up -i inventories/prod --limit eu  # one group of a fleet
       regdeploy up --json | jq .changed
       regdeploy up --serial 2 --fail-fast         # rolling, stop at the first failure
+
+    \b
+    A cluster's replicas (registry.cluster) are replaced registry.serial at a
+    time (1 by default), never all of them behind a balancer at once; its
+    balancers (registry_lb) come after them.
     """
     connect = connect_vars(connect_timeout, accept_new_host_keys)
     _run_up(inventory, limit, forks, as_json, check, with_diff, adopt, connect, serial, fail_fast)

@@ -58,3 +58,21 @@ def users_file(spec: RegistrySpec) -> str:
     if spec.auth.builtin_token is not None:
         return f"{token_config_dir(spec)}/users"
     return f"{spec.config_dir}/auth/htpasswd"
+
+
+# A cluster's redis (registry.cache.redis.deploy_on) and load balancer (registry_lb) units: each
+# one's files in a directory of the host's config dir, mounted read-only where the official
+# redis/haproxy images look for them; the balancer listens unprivileged inside its container.
+REDIS_CONTAINER_DIR = "/usr/local/etc/redis"
+REDIS_CONTAINER_PORT = 6379
+LB_CONTAINER_DIR = "/usr/local/etc/haproxy"
+LB_CONTAINER_PORT = 8443
+LB_ADMIN_CONTAINER_DIR = "/var/run/haproxy-admin"  # its admin socket, for draining replicas
+
+
+def redis_config_dir(spec: RegistrySpec) -> str:
+    return f"{spec.config_dir}/redis"
+
+
+def lb_config_dir(spec: RegistrySpec) -> str:
+    return f"{spec.config_dir}/lb"

@@ -14,6 +14,13 @@ if TYPE_CHECKING:
 
 
 def render(spec: RegistrySpec, materials: HostMaterials) -> Rendered:
+    if not spec.serves:  # a balancer-only host: haproxy.cfg and the CA it checks replicas with
+        from regdeploy.deploy.render_cluster import lb_files
+
+        dirs = [RenderedDir(spec.config_dir, 0o755)]
+        files: list[RenderedFile] = []
+        lb_files(spec, materials, dirs, files)
+        return Rendered(tuple(dirs), tuple(files))
     cfg = spec.config_dir
     config = config_yml(spec, materials, materials.endpoints)
     htpasswd = render_template(spec, "htpasswd.j2", {"users": materials.users})
@@ -25,6 +32,13 @@ def render(spec: RegistrySpec, materials: HostMaterials) -> Rendered:
         RenderedDir(spec.data_dir, 0o700, me),
     ]
     files = [RenderedFile(f"{cfg}/config.yml", config, 0o600, restart=True, secret=True, owner=me)]
+    if spec.redis_here or spec.lb is not None:
+        from regdeploy.deploy.render_cluster import lb_files, redis_files
+
+        if spec.redis_here:
+            redis_files(spec, materials, dirs, files)
+        if spec.lb is not None:
+            lb_files(spec, materials, dirs, files)
     if materials.token is None:
         files.append(
             RenderedFile(f"{cfg}/auth/htpasswd", htpasswd, 0o600, restart=False, secret=True, owner=me)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regdeploy.deploy.layout import CONTAINER_CONFIG_DIR, CONTAINER_DATA_DIR
+from regdeploy.deploy.layout import CONTAINER_CONFIG_DIR, CONTAINER_DATA_DIR, REDIS_CONTAINER_PORT
 from regdeploy.errors import SpecError
 
 if TYPE_CHECKING:
@@ -85,6 +85,26 @@ CONFIG_PATHS = {
 }
 
 
+def blob_cache(spec: RegistrySpec) -> str | None:
+    """The blob-descriptor cache: redis when the inventory gives one; in memory on a registry of its
+    own; none for replicas of a cluster without redis (one replica's cache goes stale when another
+    deletes or collects garbage)."""
+    if spec.cache is not None:
+        return "redis"
+    if spec.cluster_view is not None and len(spec.cluster_view.members) > 1:
+        return None
+    return "inmemory"
+
+
+def _s3_context(spec: RegistrySpec, materials: HostMaterials) -> dict[str, Any] | None:
+    s3 = spec.storage.s3
+    if s3 is None or materials.storage is None:
+        return None
+    pathstyle = s3.forcepathstyle if s3.forcepathstyle is not None else s3.regionendpoint is not None
+    access, secret = materials.storage
+    return {"spec": s3, "accesskey": access, "secretkey": secret, "forcepathstyle": pathstyle}
+
+
 def config_yml(
     spec: RegistrySpec,
     materials: HostMaterials,
@@ -105,5 +125,14 @@ def config_yml(
             "log_level": registry_log_level(spec.log_level, materials),
             "token": materials.token,
             "proxy": proxy,
+            "s3": _s3_context(spec, materials),
+            "redis": None
+            if spec.cache is None
+            else {
+                "addr": f"redis:{REDIS_CONTAINER_PORT}" if spec.redis_here else spec.cache.addr,
+                "password": materials.redis_password,
+                "db": spec.cache.db,
+            },
+            "cache": blob_cache(spec),
         },
     )

@@ -20,18 +20,26 @@ from regdeploy.deploy.files import Rendered
 from regdeploy.deploy.layout import (
     CONTAINER_CONFIG_DIR,
     CONTAINER_DATA_DIR,
+    LB_ADMIN_CONTAINER_DIR,
+    LB_CONTAINER_DIR,
+    LB_CONTAINER_PORT,
+    REDIS_CONTAINER_DIR,
+    REDIS_CONTAINER_PORT,
     RELAY_CONTAINER_DIR,
     RELAY_PORT,
     RELAY_QUEUE_DIR,
     TOKEN_CONTAINER_DIR,
     TOKEN_CONTAINER_PORT,
+    lb_config_dir,
     proxy_config_dir,
     proxy_data_dir,
     proxy_unit_name,
+    redis_config_dir,
     relay_config_dir,
     relay_queue_dir,
     token_config_dir,
 )
+from regdeploy.spec.cluster import lb_admin_dir
 from regdeploy.spec.registry import RegistrySpec
 from regdeploy.spec.run import RunSpec
 
@@ -101,7 +109,8 @@ def token_name(spec: RegistrySpec) -> str:
 def _own_dirs(spec: RegistrySpec) -> tuple[str, ...]:
     """Config dirs of the units other than the registry: their files restart them, not it."""
     proxies = [proxy_config_dir(spec, p.name) for p in spec.proxies]
-    return tuple(d + "/" for d in (relay_config_dir(spec), token_config_dir(spec), *proxies))
+    others = (relay_config_dir(spec), token_config_dir(spec), redis_config_dir(spec), lb_config_dir(spec))
+    return tuple(d + "/" for d in (*others, *proxies))
 
 
 def _registry_reads(spec: RegistrySpec, rendered: Rendered) -> list[Mount]:
@@ -236,26 +245,97 @@ def proxy_units(spec: RegistrySpec, rendered: Rendered) -> list[Unit]:
     return units
 
 
+def redis_name(spec: RegistrySpec) -> str:
+    return f"{spec.name}-redis"
+
+
+def lb_name(spec: RegistrySpec) -> str:
+    assert spec.lb is not None
+    return spec.lb.name
+
+
+def _own_files(rendered: Rendered, config: str) -> tuple[str, ...]:
+    return tuple(f.path for f in rendered.files if f.restart and f.path.startswith(config + "/"))
+
+
+def redis_unit(spec: RegistrySpec, rendered: Rendered) -> Unit | None:
+    """The cluster's shared blob-descriptor cache, on the host ``cache.redis.deploy_on`` names:
+    published for the other replicas (password in its 0600 config, nothing persisted)."""
+    if not spec.redis_here:
+        return None
+    assert spec.cache is not None
+    config = redis_config_dir(spec)
+    return Unit(
+        name=redis_name(spec),
+        role="redis",
+        image=spec.cache.image,
+        command=("redis-server", f"{REDIS_CONTAINER_DIR}/redis.conf"),
+        run=spec.cache.run,
+        restart=spec.restart,
+        probe=Probe("log", marker="Ready to accept connections"),
+        ports=(Port(f"{REDIS_CONTAINER_PORT}/tcp", spec.bind, spec.cache.port),),
+        mounts=(Mount(config, REDIS_CONTAINER_DIR, True),),
+        network=spec.network,
+        aliases=("redis",),
+        tmpfs=SIDECAR_TMPFS,
+        start_files=_own_files(rendered, config),
+    )
+
+
+def lb_unit(spec: RegistrySpec, rendered: Rendered) -> Unit | None:
+    """The balancer in front of a cluster (registry_lb): haproxy passing TLS through to every
+    replica that passes its health check. Ready when GET / answers through it."""
+    if spec.lb is None:
+        return None
+    config = lb_config_dir(spec)
+    return Unit(
+        name=lb_name(spec),
+        role="lb",
+        image=spec.lb.image,
+        command=("haproxy", "-db", "-f", f"{LB_CONTAINER_DIR}/haproxy.cfg"),
+        run=spec.lb.run,
+        restart=spec.restart,
+        probe=Probe("http", port=spec.lb.port),
+        ports=(Port(f"{LB_CONTAINER_PORT}/tcp", spec.lb.bind, spec.lb.port),),
+        mounts=(
+            Mount(config, LB_CONTAINER_DIR, True),
+            Mount(lb_admin_dir(spec.config_dir), LB_ADMIN_CONTAINER_DIR, False),
+        ),
+        network=spec.network,
+        aliases=("lb",),
+        owned_dirs=(lb_admin_dir(spec.config_dir),),
+        start_files=_own_files(rendered, config),
+    )
+
+
 def host_units(spec: RegistrySpec, rendered: Rendered, sidecar_image: str) -> list[Unit]:
     """The host's units in dependency order (a unit after those it sends to or that serve its
-    clients first: the token server and the relay before the registry)."""
+    clients first: redis, the token server and the relay before the registry; the balancer last)."""
+    if not spec.serves:
+        return [u for u in (lb_unit(spec, rendered),) if u is not None]
     units = [
+        redis_unit(spec, rendered),
         token_unit(spec, rendered, sidecar_image),
         relay_unit(spec, rendered, sidecar_image),
         registry_unit(spec, rendered),
         *proxy_units(spec, rendered),
+        lb_unit(spec, rendered),
     ]
     return [u for u in units if u is not None]
 
 
 def unit_names(spec: RegistrySpec) -> list[tuple[str, str]]:
     """(name, role) of the units the spec asks for, without rendering anything (status, down)."""
-    names = [(token_name(spec), "token")] if spec.auth.builtin_token is not None else []
+    if not spec.serves:
+        return [(lb_name(spec), "lb")]
+    names = [(redis_name(spec), "redis")] if spec.redis_here else []
+    names += [(token_name(spec), "token")] if spec.auth.builtin_token is not None else []
     names += [(relay_name(spec), "relay")] if spec.relay is not None else []
     return [
         *names,
         (spec.name, "registry"),
         *((proxy_unit_name(spec, p.name), "proxy") for p in spec.proxies),
+        *([(lb_name(spec), "lb")] if spec.lb is not None else []),
     ]
 
 

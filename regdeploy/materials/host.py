@@ -108,6 +108,8 @@ class HostMaterials:
     relay: RelayMaterial | None = None
     token: TokenMaterial | None = None
     proxies: tuple[ProxyMaterial, ...] = ()
+    storage: tuple[str, str] | None = None  # S3 access key and secret key
+    redis_password: str | None = None
 
 
 def host_sans(name: str, host_vars: Mapping[str, Any], spec: RegistrySpec) -> list[str]:
@@ -126,6 +128,8 @@ def host_sans(name: str, host_vars: Mapping[str, Any], spec: RegistrySpec) -> li
 
         sans.append(urlsplit(spec.tls.external_url).hostname or name)
     sans += spec.tls.sans
+    if spec.cluster_view is not None:  # any replica may answer for the balancer or another replica
+        sans += spec.cluster_view.sans
     out: list[str] = []
     for san in sans:
         norm = _normalise_san(san)
@@ -183,6 +187,21 @@ class MaterialsBuilder:
             relay=relay,
             token=self._token(spec, host_vars, who),
             proxies=tuple(self._proxy(spec, i, who) for i in range(len(spec.proxies))),
+            storage=self._s3_keys(spec, who),
+            redis_password=(
+                None
+                if spec.cache is None or spec.cache.password is None
+                else self._resolver.resolve(spec.cache.password, f"{who}.cache.redis.password")
+            ),
+        )
+
+    def _s3_keys(self, spec: RegistrySpec, who: str) -> tuple[str, str] | None:
+        s3 = spec.storage.s3
+        if s3 is None:
+            return None
+        return (
+            self._resolver.resolve(s3.accesskey, f"{who}.storage.s3.accesskey"),
+            self._resolver.resolve(s3.secretkey, f"{who}.storage.s3.secretkey"),
         )
 
     def _proxy(self, spec: RegistrySpec, i: int, who: str) -> ProxyMaterial:

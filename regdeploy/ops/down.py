@@ -18,9 +18,14 @@ def down_host(
     name: str, host_vars: Mapping[str, Any], spec: RegistrySpec, purge_data: bool
 ) -> list[dict[str, str]]:
     """The changes made, as ``{"resource", "action", "reason"}``; empty when there was nothing to do."""
+    from regdeploy.ops.drain import drained
+
     transport = open_transport(name, host_vars)
     try:
-        return take_down(transport, spec, purge_data)
+        # A replica behind balancers gets no new clients while it goes (its checks then keep it out).
+        view = spec.cluster_view if spec.serves else None
+        with drained(name, view, lambda message: None):
+            return take_down(transport, spec, purge_data)
     finally:
         transport.close()
 

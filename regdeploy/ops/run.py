@@ -21,13 +21,15 @@ from regdeploy.materials.host import HostMaterials, MaterialsBuilder
 from regdeploy.materials.secrets import Masker, SecretResolver
 from regdeploy.materials.state import StateStore
 from regdeploy.materials.users import state_user_names, with_state_users
-from regdeploy.spec.registry import RegistrySpec, parse_spec
+from regdeploy.spec.cluster import resolve
+from regdeploy.spec.registry import RegistrySpec, parse_host
 
 if TYPE_CHECKING:
     from regdeploy.deploy.apply import PreviousFiles
     from regdeploy.deploy.definition import Definition
     from regdeploy.deploy.facts import HostFacts
     from regdeploy.deploy.generation import Generation
+    from regdeploy.transport import Transport
 
 Progress = Callable[[str, str], None]  # (host, message)
 _WARNED: set[str] = set()
@@ -57,10 +59,13 @@ class HostJob:
         token = spec.auth.token
         if token is not None:
             token = dataclasses.replace(token, run=token.run.on_host(identity))
-        if run == spec.run and relay == spec.relay and token == spec.auth.token:
+        cache = spec.cache and dataclasses.replace(spec.cache, run=spec.cache.run.on_host(identity))
+        lb = spec.lb and dataclasses.replace(spec.lb, run=spec.lb.run.on_host(identity))
+        if (run, relay, token, cache, lb) == (spec.run, spec.relay, spec.auth.token, spec.cache, spec.lb):
             return self
         auth = dataclasses.replace(spec.auth, token=token)
-        return dataclasses.replace(self, spec=dataclasses.replace(spec, run=run, relay=relay, auth=auth))
+        settled = dataclasses.replace(spec, run=run, relay=relay, auth=auth, cache=cache, lb=lb)
+        return dataclasses.replace(self, spec=settled)
 
     @cached_property
     def sidecar_image(self) -> str:
@@ -118,18 +123,28 @@ def load_specs(
             print(f"warning: {warning}", file=sys.stderr, flush=True)
     # Hosts without a `registry:` mapping (docker clients, CI runners) are in the inventory for
     # other commands (certs trust) and for Ansible itself: they run no registry.
-    hosts = [h for h in inventory.select(limit) if "registry" in h.vars]
-    if not hosts:
+    # registry_lb hosts run a cluster's balancer. Clusters are resolved over the whole inventory,
+    # never only --limit's hosts: a balancer must know every replica, a replica every name.
+    every = [h for h in inventory.select(None) if _runs_something(h.vars)]
+    selected = {h.name for h in inventory.select(limit) if _runs_something(h.vars)}
+    if not selected:
         where = f" matching --limit {limit!r}" if limit else ""
         raise InputError(f"{inventory.source}: no host{where} has a `registry:` mapping")
+    entries = [
+        (h.name, {**h.vars, **(connect or {})}, parse_host(h.name, h.vars, h.origins, inventory.source))
+        for h in every
+    ]
+    resolved = resolve(entries, inventory.source)
     specs: list[tuple[str, Mapping[str, Any], RegistrySpec]] = [
-        (h.name, {**h.vars, **(connect or {})},
-         parse_spec(h.name, h.vars.get("registry"), h.origins, inventory.source))
-        for h in hosts
-    ]  # fmt: skip
+        (name, host_vars, resolved[name]) for name, host_vars, _ in entries if name in selected
+    ]
     for name, host_vars, _ in specs:
         check_connection(name, host_vars)  # bad connection variables are bad input: before any host
     return inventory, specs
+
+
+def _runs_something(host_vars: Mapping[str, Any]) -> bool:
+    return "registry" in host_vars or host_vars.get("registry_lb") is not None
 
 
 def prepare(
@@ -169,10 +184,8 @@ def up_host(
 ) -> Plan:
     """Converge one host. *generations*: the state dir's folder where a changing run keeps what it
     replaced (``HOST.json``), for ``regdeploy rollback``."""
-    from regdeploy.deploy.apply import apply_plan
     from regdeploy.deploy.facts import gather, preflight
     from regdeploy.deploy.plan import make_plan
-    from regdeploy.image.ship import image_provider
     from regdeploy.transport import open_transport
 
     def say(message: str) -> None:
@@ -187,19 +200,15 @@ def up_host(
         plan = make_plan(job.spec, job.rendered, facts, wanted, with_diff, tls_reason)
         if plan.changed:
             preflight(transport, job.spec, job.units, facts, adopt)
+            if not check and _switches_registry(plan, job.spec):
+                _storage_ready(job, say)
         if not check:
+            from regdeploy.ops.drain import drained
+
             ca = job.materials.tls.ca_cert if job.materials.tls else None
-            previous = apply_plan(
-                transport,
-                job.spec,
-                job.rendered,
-                plan,
-                wanted,
-                ca,
-                say,
-                masker.mask,
-                obtain_image=image_provider(transport, job.vars, say, job.sidecar_image),
-            )
+            view = job.spec.cluster_view if _replaces_registry(plan, job.spec) else None
+            with drained(job.name, view, say):
+                previous = _apply(job, transport, plan, wanted, ca, say, masker)
             if generations is not None and plan.changed:
                 keep_generation(generations, job.name, replaced(plan, facts, previous))
         return plan
@@ -207,6 +216,54 @@ def up_host(
         raise host_error(job.name, exc, masker) from None
     finally:
         transport.close()
+
+
+def _apply(job: HostJob, transport: Transport, plan: Plan, wanted: Wanted, ca: bytes | None,
+           say: Callable[[str], None], masker: Masker) -> PreviousFiles:  # fmt: skip
+    from regdeploy.deploy.apply import apply_plan
+    from regdeploy.image.ship import image_provider
+
+    return apply_plan(
+        transport,
+        job.spec,
+        job.rendered,
+        plan,
+        wanted,
+        ca,
+        say,
+        masker.mask,
+        obtain_image=image_provider(transport, job.vars, say, job.sidecar_image),
+    )
+
+
+def _replaces_registry(plan: Plan, spec: RegistrySpec) -> bool:
+    """Whether the running registry container goes away in *plan* (a balancer must drain it)."""
+    return any(
+        c.target == spec.name and c.action in ("recreate", "adopt", "remove")
+        for c in plan.of_kind("container")
+    )
+
+
+def _switches_registry(plan: Plan, spec: RegistrySpec) -> bool:
+    return any(
+        c.target == spec.name and c.action in ("create", "recreate", "adopt")
+        for c in plan.of_kind("container")
+    )
+
+
+def _storage_ready(job: HostJob, say: Callable[[str], None]) -> None:
+    """Refuse to switch a registry to S3 storage this machine cannot write (nothing changed yet)."""
+    from regdeploy.storage.s3probe import StorageError
+    from regdeploy.storage.target import check_writable
+
+    s3 = job.spec.storage.s3
+    if s3 is None:
+        return
+    try:
+        seconds = check_writable(job.spec, job.materials)
+    except StorageError as exc:
+        raise HostError(f"storage: {exc}; the registry was not switched (nothing changed)") from None
+    say(f"storage {s3.describe}: writable ({(seconds or 0) * 1000:.0f} ms to write, read, delete a probe)")
 
 
 def host_error(host: str, exc: RegdeployError, masker: Masker) -> HostError:

@@ -15,6 +15,7 @@ from regdeploy.transport.address import host_port
 
 if TYPE_CHECKING:
     from regdeploy.ops.run import HostJob
+    from regdeploy.spec.cluster import Backend
 
 
 def host_status(job: HostJob) -> dict[str, Any]:
@@ -56,9 +57,38 @@ def host_status(job: HostJob) -> dict[str, Any]:
         if out["running"]:
             out["repositories"] = _repositories(job, transport.address)
         out["metrics"] = _metrics(job, transport.address) if spec.metrics and out["running"] else None
+        out["storage"] = spec.storage.describe(spec.data_dir) if spec.serves else None
+        out["cluster"] = _cluster(job)
         return out
     finally:
         transport.close()
+
+
+def _health(address: str, port: int, ca: bytes | None) -> str:
+    """``GET /`` as a balancer checks it: "up", or why not."""
+    from regdeploy.deploy.health import http_probe
+
+    try:
+        code = http_probe(address, port, ca)
+    except OSError as exc:
+        return f"down ({' '.join(str(exc).split())[:80] or type(exc).__name__})"
+    return "up" if code == 200 else f"down (GET / answers {code})"
+
+
+def _cluster(job: HostJob) -> dict[str, Any] | None:
+    """A cluster's members and balancers as this machine sees them: each replica directly, and
+    each balancer's answer (it answers while one replica passes its checks)."""
+    view = job.spec.cluster_view
+    if view is None:
+        return None
+    ca = job.materials.tls.ca_cert if job.materials.tls else None
+
+    def row(b: Backend) -> dict[str, str]:
+        health = _health(b.address, b.port, ca)
+        return {"host": b.host, "address": host_port(b.address, b.port), "health": health}
+
+    members = [row(m) for m in view.members]
+    return {"name": view.name, "members": members, "balancers": [row(b) for b in view.balancers]}
 
 
 def _unit(name: str, role: str, c: ContainerFacts | None) -> dict[str, Any]:
@@ -125,7 +155,16 @@ def print_status(payload: dict[str, Any]) -> None:
             click.secho(f"  unit         {u['name']:<24} {u['role']:<9} {u['state']:<8} {image}",
                         fg=None if u["running"] else "yellow")  # fmt: skip
         size = s["data_bytes"]
-        click.echo(f"  data         {s['data_dir']} ({_human(size) if size is not None else 'absent'})")
+        if s.get("storage") and not s["storage"].startswith("filesystem"):
+            click.echo(f"  storage      {s['storage']}")
+        elif s.get("storage"):
+            click.echo(f"  data         {s['data_dir']} ({_human(size) if size is not None else 'absent'})")
+        c = s.get("cluster")
+        if c:
+            for kind, rows in (("replica", c["members"]), ("balancer", c["balancers"])):
+                for r in rows:
+                    click.secho(f"  {kind:<12} {r['host']:<12} {r['address']:<24} {r['health']}",
+                                fg=None if r["health"] == "up" else "yellow")  # fmt: skip
         m = s.get("metrics")
         if m:
             text = m["error"] if "error" in m else f"{m['requests']} requests, {m['errors']} errors (5xx)"

@@ -15,10 +15,12 @@ from typing import Any
 from regdeploy.inventory import unevaluated
 from regdeploy.materials.secrets import SecretRef, secret_ref
 from regdeploy.spec import validate as v
+from regdeploy.spec.cluster import ClusterView, LbSpec, parse_lb
 from regdeploy.spec.metrics import MetricsSpec, check_debug_port, parse_metrics
 from regdeploy.spec.proxy import ProxySpec, parse_proxies
 from regdeploy.spec.retention import RetentionRule, parse_retention
 from regdeploy.spec.run import REGISTRY_RUN, SIDECAR_RUN, RunSpec, parse_run
+from regdeploy.spec.storage import STORAGE_KEYS, RedisSpec, StorageSpec, parse_cache, parse_storage
 from regdeploy.spec.token import AUTH_MODES, TokenSpec, parse_token
 from regdeploy.webhooks.relay.config import RelaySettings, parse_settings
 
@@ -27,12 +29,11 @@ KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 ACTIONS = ("push", "pull", "mount", "delete")
 LOG_LEVELS = ("error", "warn", "info", "debug")
-# Docker's own rule for container names.
-CONTAINER_NAME_RE = r"[a-zA-Z0-9][a-zA-Z0-9_.-]*"
+CONTAINER_NAME_RE = v.CONTAINER_NAME_RE
 # htpasswd lines are NAME:HASH; the registry splits on the first ':' and trims nothing.
 USER_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}"
 GENERATED_HTTP_SECRET = SecretRef("generated", "http-secret")
-IMAGE_RE = r"[a-z0-9][a-z0-9._/:@-]*(?:[a-zA-Z0-9._:@-])*"
+IMAGE_RE = v.IMAGE_RE
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,18 @@ class RegistrySpec:
     proxies: tuple[ProxySpec, ...] = ()
     retention: tuple[RetentionRule, ...] = ()
     metrics: MetricsSpec | None = None
+    storage: StorageSpec = StorageSpec()  # noqa: RUF009 (frozen: one shared default is fine)
+    cache: RedisSpec | None = None  # registry.cache.redis; None: in-memory (one host) or none (cluster)
+    cluster: str | None = None
+    serial: int = 1  # replicas of the cluster replaced at a time by `up`
+    serves: bool = True  # False: a host that only runs a load balancer (registry_lb)
+    lb: LbSpec | None = None  # registry_lb: a balancer unit on this host
+    cluster_view: ClusterView | None = None  # set by spec.cluster.resolve
+
+    @property
+    def redis_here(self) -> bool:
+        """Whether this host runs the cluster's redis unit."""
+        return self.cache is not None and self.cache.deploy_on == self.host
 
     @property
     def network(self) -> str:
@@ -159,7 +172,7 @@ _TOP_KEYS = (
     "name", "image", "image_source", "version", "port", "bind", "config_dir", "data_dir", "restart",
     "templates_dir",
     "log_level", "storage", "debug", "health_timeout", "http_secret", "tls", "auth", "notifications",
-    "run", "relay", "sidecar_image", "proxies", "retention", "metrics",
+    "run", "relay", "sidecar_image", "proxies", "retention", "metrics", "cache", "cluster", "serial",
 )  # fmt: skip
 
 
@@ -181,7 +194,7 @@ def parse_spec(
         v.choice(data["image_source"], where.child("image_source"), ("auto", "pull", "ship"))
     image = v.string(get("image", d.image), where.child("image"), IMAGE_RE, "expected an image reference")
     version = _version(data.get("version"), image, where.child("version"))
-    storage = v.mapping(data.get("storage"), where.child("storage"), ("delete", "readonly"))
+    storage = v.mapping(data.get("storage"), where.child("storage"), STORAGE_KEYS)
     debug = v.mapping(data.get("debug"), where.child("debug"), ("port",))
     spec = RegistrySpec(
         host=host,
@@ -225,6 +238,22 @@ def parse_spec(
             )
         ),
     )
+    spec = dataclasses.replace(
+        spec,
+        storage=parse_storage(
+            {k: x for k, x in storage.items() if k in ("s3", "redirect")}, where.child("storage")
+        ),
+        cache=parse_cache(data.get("cache"), where.child("cache")),
+        cluster=None if data.get("cluster") is None else v.string(
+            data["cluster"], where.child("cluster"), CONTAINER_NAME_RE, "letters, digits, _ . -"),
+        serial=v.integer(data.get("serial", 1), where.child("serial"), 1, 100),
+    )  # fmt: skip
+    redis = spec.cache
+    if redis is not None and redis.deployed and spec.cluster is None and redis.deploy_on != host:
+        where.child("cache").child("redis").child("deploy_on").fail(
+            f"names {redis.deploy_on!r}, but this registry is in no cluster: deploy redis on this host "
+            f"({host!r}), or set registry.cluster on the replicas that share it"
+        )
     if spec.relay is not None and any(e.name == "regdeploy-relay" for e in spec.notifications.endpoints):
         where.child("notifications").child("endpoints").fail(
             "the endpoint name 'regdeploy-relay' is the deployed relay's (registry.relay): rename yours"
@@ -248,6 +277,12 @@ def parse_spec(
                 f"{spec.metrics.port} is {taken[spec.metrics.port]} already"
             )
         taken[spec.metrics.port] = "registry.metrics.port"
+    if spec.cache is not None and spec.cache.deployed and spec.cache.deploy_on == host:
+        if spec.cache.port in taken:
+            where.child("cache").child("redis").child("port").fail(
+                f"{spec.cache.port} is {taken[spec.cache.port]} already"
+            )
+        taken[spec.cache.port] = "registry.cache.redis.port"
     for i, proxy in enumerate(spec.proxies):
         if proxy.port in taken:
             where.child("proxies").child(i).child("port").fail(
@@ -256,6 +291,33 @@ def parse_spec(
     if spec.debug_port is not None and spec.debug_port == spec.port:
         where.child("debug").child("port").fail(f"must differ from registry.port ({spec.port})")
     return spec
+
+
+def parse_host(
+    host: str,
+    host_vars: Mapping[str, Any],
+    origins: Mapping[str, str] | None = None,
+    source: str = "inventory",
+) -> RegistrySpec:
+    """A host's spec from its ``registry`` and ``registry_lb`` variables (at least one is set).
+
+    A host with ``registry_lb`` alone runs only the balancer: its spec serves no registry, and
+    ``spec.cluster.resolve`` gives it the cluster's TLS and users."""
+    lb = None
+    if host_vars.get("registry_lb") is not None:
+        lb = parse_lb(host_vars["registry_lb"], v.Where(host, "registry_lb", origins or {}, source))
+    if "registry" in host_vars:
+        spec = parse_spec(host, host_vars.get("registry"), origins, source)
+        if lb is not None:
+            where = v.Where(host, "registry_lb", origins or {}, source)
+            if lb.name == spec.name:
+                where.child("name").fail(f"{lb.name!r} is registry.name already: the balancer needs its own")
+            if lb.port == spec.port:
+                where.child("port").fail(f"{lb.port} is registry.port already")
+        return spec if lb is None else dataclasses.replace(spec, lb=lb)
+    assert lb is not None
+    return RegistrySpec(host=host, name=lb.name, port=lb.port, bind=lb.bind, config_dir=lb.config_dir,
+                        data_dir=lb.config_dir, serves=False, lb=lb)  # fmt: skip
 
 
 def _relay(raw: Any, where: v.Where) -> RelaySpec | None:

@@ -18,6 +18,9 @@ from regdeploy.errors import SpecError
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h))+$")
 _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Docker's own rule for container names.
+CONTAINER_NAME_RE = r"[a-zA-Z0-9][a-zA-Z0-9_.-]*"
+IMAGE_RE = r"[a-z0-9][a-z0-9._/:@-]*(?:[a-zA-Z0-9._:@-])*"
 
 
 class Fails(Protocol):

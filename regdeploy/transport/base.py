@@ -21,6 +21,16 @@ class FileState:
     gid: int = 0
 
 
+class UnixStream(Protocol):
+    """A connected stream socket on the host (a socket, or an SSH channel to one)."""
+
+    def sendall(self, data: bytes) -> None: ...
+
+    def recv(self, size: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 class Transport(Protocol):
     host: str  # inventory name
 
@@ -78,6 +88,11 @@ class Transport(Protocol):
 
     def docker(self) -> docker.DockerClient:
         """The Docker SDK client for this host's engine: only for image streams (pull, load, save)."""
+        ...
+
+    def connect_unix(self, path: str, timeout: float) -> UnixStream:
+        """A stream connected to the unix socket *path* on the host, as the user regdeploy works as
+        there (a balancer's admin socket). OSError when it cannot be reached."""
         ...
 
     def close(self) -> None: ...

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from regdeploy.errors import TransportError
 from regdeploy.fileio import atomic_write
-from regdeploy.transport.base import FileState
+from regdeploy.transport.base import FileState, UnixStream
 
 if TYPE_CHECKING:
     import docker
@@ -165,6 +165,18 @@ class LocalTransport:
 
             self._client = connect(self.host, self._docker_host)
         return self._client
+
+    def connect_unix(self, path: str, timeout: float) -> UnixStream:
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def close(self) -> None:
         if self._engine is not None:

@@ -35,7 +35,7 @@ import paramiko
 
 from regdeploy.errors import TransportError
 from regdeploy.transport import remote
-from regdeploy.transport.base import FileState
+from regdeploy.transport.base import FileState, UnixStream
 from regdeploy.transport.dockerssh import ENGINE_ERRORS, ChannelEngine, FirstThenOpen, StreamlocalTransport
 from regdeploy.transport.engine import API_VERSION
 from regdeploy.transport.hostkeys import (
@@ -641,6 +641,16 @@ class SSHTransport:
             )
         self._opener = opener
         return engine
+
+    def connect_unix(self, path: str, timeout: float) -> UnixStream:
+        transport = self._ssh().get_transport()
+        assert isinstance(transport, StreamlocalTransport)
+        try:
+            chan = transport.open_streamlocal(path, timeout)
+        except (paramiko.SSHException, EOFError) as exc:  # ChannelException: refused, no such socket
+            raise OSError(f"sshd on {self.host} cannot connect to {path}: {exc}") from None
+        chan.settimeout(timeout)
+        return chan
 
     def close(self) -> None:
         if self._engine is not None:

@@ -19,11 +19,13 @@ class CheckInfo:
 
 CHECKS: tuple[CheckInfo, ...] = (
     CheckInfo("tcp", (), "the published port accepts connections"),
+    CheckInfo("storage", (), "S3: the bucket answers a listing from this machine"),
     CheckInfo("tls", ("tcp",), "handshake with the inventory's CA, name match, TLS >= 1.2, expiry"),
     CheckInfo("auth", ("tls",), "no or wrong credentials: 401 + Basic challenge; a user: 200"),
     CheckInfo("engine", ("auth",), "push, remove, pull through this machine's Docker engine"),
     CheckInfo("api", ("auth",), "blob uploads (monolithic, chunked), manifest, fetch back"),
     CheckInfo("catalog", ("api",), "the smoke repository in the paged catalog and tags list", True),
+    CheckInfo("replicas", ("api",), "cluster: the pushed images have the same digest on every replica", True),
     CheckInfo("notifications", ("api",), "each webhook endpoint got this run's events", True),
     CheckInfo("persistence", ("api",), "restart the container, pushed images remain (opt-in)", True),
     CheckInfo("proxies", ("auth",), "each pull-through cache answers; check_image pulls through it"),
@@ -36,7 +38,8 @@ PUSHERS = ("engine", "api")
 # Checks of one phase run at once (catalog starts when the pushes are done, while the pulls go on);
 # cleanup is in no phase: it runs last, whatever happened.
 PHASES: tuple[tuple[str, ...], ...] = (
-    ("tcp",), ("tls",), ("auth",), (*PUSHERS, "catalog", "proxies"), ("notifications",), ("persistence",),
+    ("tcp", "storage"), ("tls",), ("auth",), (*PUSHERS, "catalog", "replicas", "proxies"), ("notifications",),
+    ("persistence",),
 )  # fmt: skip
 
 

@@ -15,7 +15,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from regdeploy.errors import RegdeployError
-from regdeploy.verify import api, auth, catalog, cleanup, engine, net, notifications, persistence, proxies
+from regdeploy.verify import (
+    api,
+    auth,
+    catalog,
+    cleanup,
+    engine,
+    net,
+    notifications,
+    persistence,
+    proxies,
+    replicas,
+    storage,
+)
 from regdeploy.verify.checks import BY_NAME, CHECK_NAMES, PHASES, PUSHERS
 from regdeploy.verify.context import VerifyContext, make_target
 from regdeploy.verify.model import Blocked, CheckFailed, CheckResult, NotApplicable, Status
@@ -26,6 +38,8 @@ if TYPE_CHECKING:
 
 RUN: dict[str, Callable[[VerifyContext], str]] = {
     "tcp": net.check_tcp,
+    "storage": storage.check_storage,
+    "replicas": replicas.check_replicas,
     "tls": net.check_tls,
     "auth": auth.check_auth,
     "engine": engine.check_engine,
@@ -96,8 +110,14 @@ def verify_host(
     """Run the *selected* checks (``checks.select_checks``) against one host."""
     from regdeploy.transport import open_transport
 
-    if not job.spec.proxies:  # a check of what the host does not have is noise, not a skip
-        selected = [n for n in selected if n != "proxies"]
+    spec = job.spec
+    absent = {  # a check of what the host does not have is noise, not a skip
+        "proxies": not spec.proxies,
+        "storage": spec.storage.s3 is None,
+        "replicas": spec.cluster_view is None or len(spec.cluster_view.members) < 2,
+        "persistence": not spec.serves,  # a balancer-only host has no registry to restart
+    }
+    selected = [n for n in selected if not absent.get(n, False)]
 
     transport = open_transport(job.name, job.vars)
     ctx = VerifyContext(job, make_target(job, transport.address, server_name), transport)

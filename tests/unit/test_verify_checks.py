@@ -10,11 +10,13 @@ from regdeploy.verify.checks import CHECK_NAMES, select_checks
 def test_default_is_every_check_but_the_opt_in_one():
     assert select_checks([]) == [
         "tcp",
+        "storage",
         "tls",
         "auth",
         "engine",
         "api",
         "catalog",
+        "replicas",
         "notifications",
         "proxies",
         "cleanup",

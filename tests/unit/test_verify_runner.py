@@ -27,7 +27,8 @@ class FakeTransport:
 
 def _job() -> SimpleNamespace:
     user = SimpleNamespace(name="alice", disabled=False)
-    spec = SimpleNamespace(port=5000, auth=SimpleNamespace(users=(user,), builtin_token=None), proxies=())
+    spec = SimpleNamespace(port=5000, auth=SimpleNamespace(users=(user,), builtin_token=None), proxies=(),
+                           storage=SimpleNamespace(s3=None), cluster_view=None, serves=True)
     return SimpleNamespace(
         name="reg",
         vars={"ansible_connection": "local"},
@@ -75,8 +76,11 @@ def test_all_pass_in_order_and_cleanup_runs_last(fakes):
     fakes.checks["api"] = _pusher("api")
     report = _run()
     assert report.ok
-    # Every check but the opt-in persistence, cleanup last.
-    assert [c.name for c in report.checks] == [*runner.CHECK_NAMES[:7], "cleanup"]
+    # Every check but the opt-in persistence and those of what the host lacks (S3, a cluster,
+    # proxies), cleanup last.
+    assert [c.name for c in report.checks] == [
+        "tcp", "tls", "auth", "engine", "api", "catalog", "notifications", "cleanup"
+    ]
     assert fakes.calls[-1] == "cleanup" and "prepare" in fakes.calls
     assert fakes.calls.index("before_pushes") < fakes.calls.index("catalog")
     assert fakes.transport.closed
