@@ -88,3 +88,12 @@ def test_cli_depends_on_nothing_below_ops_but_inventory_output_and_errors():
         if dep.startswith(("regdeploy.deploy", "regdeploy.transport"))
     }
     assert offenders == set()
+
+
+def test_test_files_have_unique_basenames():
+    # pytest imports test modules by basename (no packages): a name in both tests/unit and
+    # tests/integration stops collection with "import file mismatch" on a clean checkout.
+    tests = Path(__file__).resolve().parents[1]
+    unit = {p.name for p in (tests / "unit").glob("test_*.py")}
+    integration = {p.name for p in (tests / "integration").glob("test_*.py")}
+    assert unit & integration == set()
