@@ -33,7 +33,10 @@ def gc_command(inventory: Path | None, limit: str | None, forks: int, as_json: b
       1. the registry goes read-only (pulls work, pushes are refused)
       2. `registry garbage-collect` runs once, in a one-off container
       3. the registry goes back to writable, restarted (its cache is cleared)
-    Each switch restarts the registry (about a second). Interrupted, the next
+    Each switch restarts the registry (about a second). A cluster's replicas
+    share one storage: all go read-only one at a time (drained at the
+    balancers, so pulls through them keep working), garbage-collect runs
+    once, the shared redis cache is flushed. Interrupted, the next
     `gc` or `up` makes it writable again. Delete tags first (`regdeploy
     retention`, or the API): gc frees what nothing references any more.
 
@@ -41,8 +44,7 @@ def gc_command(inventory: Path | None, limit: str | None, forks: int, as_json: b
     Example:
       regdeploy retention && regdeploy gc
     """
-    from regdeploy.ops.fanout import fan_out
-    from regdeploy.ops.gc import gc_host
+    from regdeploy.ops.gc import gc_all
     from regdeploy.ops.run import prepare
 
     run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
@@ -51,9 +53,7 @@ def gc_command(inventory: Path | None, limit: str | None, forks: int, as_json: b
     def say(host: str, message: str) -> None:
         progress(f"[{host}] {run.masker.mask(message)}")
 
-    results = fan_out(
-        run.jobs, lambda j: j.name, lambda j: gc_host(j, dry_run, untagged, run.masker, say), forks
-    )
+    results = gc_all(run.jobs, dry_run, untagged, run.masker, say, forks)
     hosts: dict[str, dict[str, Any]] = {}
     for name, r in results.items():
         if isinstance(r, RegdeployError):
@@ -72,7 +72,8 @@ def gc_command(inventory: Path | None, limit: str | None, forks: int, as_json: b
             freed = (
                 f", {h['freed'] / 2**20:.1f} MiB freed" if h["freed"] is not None and not h["dry_run"] else ""
             )
-            click.secho(f"{name}: {h['blobs']} blobs {what}{freed} in {h['seconds']:g}s", fg="green")
+            where = f" (cluster {h['cluster']}, on {h['ran_on']})" if h.get("cluster") else ""
+            click.secho(f"{name}: {h['blobs']} blobs {what}{freed} in {h['seconds']:g}s{where}", fg="green")
     sys.exit(EXIT_OK if payload["ok"] else EXIT_FAILED)
 
 

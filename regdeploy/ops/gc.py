@@ -12,7 +12,13 @@ exists" and later pulls fail). So, per host:
 3. the registry goes back to the inventory's mode with a restart, which clears the cache.
 
 Interrupted anywhere, the next ``gc`` or ``up`` renders the inventory's mode again: writable.
-The switches restart the registry: pulls pause for the restart (about a second here).
+On a registry of its own the switches restart it: pulls pause for the restart (about a second here).
+
+On a cluster (registry.cluster) the storage is shared, so the sequence is the cluster's, once:
+every replica goes read-only one at a time (each drained at the balancers while it restarts, so
+pulls through them keep working), ``garbage-collect`` runs once on the first replica, the shared
+redis cache is flushed, and the replicas go back to writable one at a time. Every replica of the
+cluster must be targeted.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ class Collected:
     bytes_after: int | None
     dry_run: bool
     seconds: float
+    cluster: str | None = None  # the cluster whose storage this was
+    ran_on: str | None = None  # the replica garbage-collect ran on
 
     @property
     def freed(self) -> int | None:
@@ -54,12 +62,129 @@ class Collected:
 
     def as_json(self) -> dict[str, Any]:
         return {"blobs": self.blobs, "bytes_before": self.bytes_before, "bytes_after": self.bytes_after,
-                "freed": self.freed, "dry_run": self.dry_run, "seconds": round(self.seconds, 1)}  # fmt: skip
+                "freed": self.freed, "dry_run": self.dry_run, "seconds": round(self.seconds, 1),
+                "cluster": self.cluster, "ran_on": self.ran_on}  # fmt: skip
 
 
 def count_blobs(log: str, dry_run: bool) -> int:
     """Blobs garbage-collect deleted (or found eligible, dry run), from its output."""
     return len(set((_ELIGIBLE_RE if dry_run else _DELETED_RE).findall(log)))
+
+
+def _stored_bytes(job: HostJob, transport: Transport) -> int | None:
+    """What the registry's storage holds: the data dir, or the bucket under its root directory."""
+    if job.spec.storage.s3 is not None:
+        from regdeploy.storage.target import bucket_bytes
+
+        return bucket_bytes(job.spec, job.materials)
+    return transport.dir_size(job.spec.data_dir)
+
+
+def gc_all(
+    jobs: list[HostJob], dry_run: bool, untagged: bool, masker: Masker, progress: Progress, forks: int
+) -> dict[str, Collected | RegdeployError]:
+    """Every targeted registry collected: hosts of no cluster in parallel, each cluster once.
+    InputError (nothing touched) when a cluster is only partly targeted."""
+    from regdeploy.errors import InputError
+    from regdeploy.ops.fanout import fan_out
+
+    serving = [j for j in jobs if j.spec.serves]  # balancer-only hosts hold no storage
+    clusters: dict[str, list[HostJob]] = {}
+    alone: list[HostJob] = []
+    for job in serving:
+        view = job.spec.cluster_view
+        if view is None or len(view.members) < 2:
+            alone.append(job)
+        else:
+            clusters.setdefault(view.name, []).append(job)
+    for name, members in clusters.items():
+        view = members[0].spec.cluster_view
+        assert view is not None
+        missing = [m.host for m in view.members if m.host not in {j.name for j in members}]
+        if missing:
+            raise InputError(
+                f"--limit: gc of cluster {name!r} needs every replica (they share its storage): "
+                f"add {', '.join(missing)}"
+            )
+    results: dict[str, Collected | RegdeployError] = dict(
+        fan_out(alone, lambda j: j.name, lambda j: gc_host(j, dry_run, untagged, masker, progress), forks)
+    )
+    for members in clusters.values():
+        results.update(gc_cluster(members, dry_run, untagged, masker, progress))
+    return {j.name: results[j.name] for j in serving}
+
+
+def gc_cluster(
+    members: list[HostJob],
+    dry_run: bool,
+    untagged: bool,
+    masker: Masker,
+    progress: Progress,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Collected | RegdeployError]:
+    """One cluster's sequence (module docstring); every member's result."""
+    from regdeploy.ops.run import host_error, up_host
+    from regdeploy.transport import open_transport
+
+    order = sorted(members, key=lambda j: not j.spec.redis_here)
+    first = order[0]
+    view = first.spec.cluster_view
+    assert view is not None
+    if first.spec.readonly:
+        raise HostError(f"{first.name}: storage.readonly is true in the inventory: gc would leave it so")
+
+    def switch(job: HostJob, readonly: bool) -> None:
+        target = dataclasses.replace(job, spec=dataclasses.replace(job.spec, readonly=readonly))
+        up_host(target, False, False, False, progress, masker)
+
+    started = time.monotonic()
+    switched: list[HostJob] = []
+    errors: dict[str, RegdeployError] = {}
+    collected: Collected | None = None
+    try:
+        for job in order:
+            if switched:
+                sleep(view.settle)  # the balancers see the previous replica back before the next goes
+            progress(job.name, f"read-only for gc of cluster {view.name}: pushes are refused until done")
+            switch(job, True)
+            switched.append(job)
+        progress(first.name, f"every replica of cluster {view.name} is read-only")
+        transport = open_transport(first.name, first.vars, lambda m: progress(first.name, m))
+        try:
+            ro = first.on_host(transport.identity())
+            ro = dataclasses.replace(ro, spec=dataclasses.replace(ro.spec, readonly=True))
+            before = _stored_bytes(first, transport)
+            log = _collect(transport, ro, dry_run, untagged, lambda m: progress(first.name, m), masker)
+            after = _stored_bytes(first, transport)
+        finally:
+            transport.close()
+        cache = first.spec.cache
+        if cache is not None and cache.addr and not dry_run:
+            from regdeploy.storage.redis import flush
+
+            progress(first.name, f"flushing the cluster's redis cache at {cache.addr} (db {cache.db})")
+            flush(cache.addr, first.materials.redis_password, cache.db)
+        collected = Collected(count_blobs(log, dry_run), before, after, dry_run, 0.0, view.name, first.name)
+    except RegdeployError as exc:
+        errors[first.name] = host_error(first.name, exc, masker)
+    finally:
+        for k, job in enumerate(switched):  # back to writable, one at a time, whatever happened
+            if k:
+                sleep(view.settle)
+            progress(job.name, "writable again")
+            try:
+                switch(job, False)
+            except RegdeployError as exc:
+                errors.setdefault(job.name, host_error(job.name, exc, masker))
+    out: dict[str, Collected | RegdeployError] = {}
+    for job in members:
+        if job.name in errors:
+            out[job.name] = errors[job.name]
+        elif collected is None:
+            out[job.name] = HostError(f"{job.name}: gc of cluster {view.name} failed on {first.name}")
+        else:
+            out[job.name] = dataclasses.replace(collected, seconds=time.monotonic() - started)
+    return out
 
 
 def gc_host(job: HostJob, dry_run: bool, untagged: bool, masker: Masker, progress: Progress) -> Collected:
@@ -79,9 +204,9 @@ def gc_host(job: HostJob, dry_run: bool, untagged: bool, masker: Masker, progres
         why = "read-only: pushes are refused until gc is done"
         after = "writable again (the restart clears the blob-descriptor cache)"
         with read_only(job, masker, progress, why, after) as readonly:
-            before = transport.dir_size(spec.data_dir)
+            before = _stored_bytes(job, transport)
             log = _collect(transport, readonly, dry_run, untagged, say, masker)
-            after_bytes = transport.dir_size(spec.data_dir)
+            after_bytes = _stored_bytes(job, transport)
     finally:
         transport.close()
     return Collected(count_blobs(log, dry_run), before, after_bytes, dry_run, time.monotonic() - started)
@@ -111,7 +236,8 @@ def _collect(
     image = engine.inspect_image(unit.image)
     wanted = definition(gc_unit, str(image["Id"]) if image else None, "")
     body = create_body(gc_unit, wanted, {"io.regdeploy.managed": "true", "io.regdeploy.role": "gc"})
-    body["HostConfig"]["NetworkMode"] = "none"  # it needs no network
+    # On the filesystem it needs no network; on S3 it reaches the bucket as the registry does.
+    body["HostConfig"]["NetworkMode"] = "none" if job.spec.storage.s3 is None else "bridge"
     body.pop("NetworkingConfig", None)
     say(f"garbage-collect{' --dry-run' if dry_run else ''}{' --delete-untagged' if untagged else ''}")
     cid = engine.create_container(gc_unit.name, body)

@@ -119,8 +119,11 @@ def changes(report: dict[str, Any]) -> list[tuple[str, str]]:
     return [(c["resource"], c["action"]) for c in report["hosts"]["localhost"]["changes"]]
 
 
-def push_small_image(api: RegistryClient, repo: str) -> str:
-    """Push one blob, a config and a manifest through the HTTP API; return the manifest digest."""
+def push_small_image(
+    api: RegistryClient, repo: str, layer: bytes = b"regdeploy test layer", tag: str = "v1"
+) -> str:
+    """Push one blob (*layer*), a config and a manifest (as *tag*) through the HTTP API; return the
+    manifest digest."""
 
     def upload(data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -135,7 +138,6 @@ def push_small_image(api: RegistryClient, repo: str) -> str:
         assert done.status == 201, done
         return digest
 
-    layer = b"regdeploy test layer"
     config = json.dumps(
         {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
     )
@@ -151,9 +153,7 @@ def push_small_image(api: RegistryClient, repo: str) -> str:
     }).encode()  # fmt: skip
     manifest_type = "application/vnd.docker.distribution.manifest.v2+json"
     put = api.request(
-        "PUT", f"/v2/{repo}/manifests/v1", body=manifest, headers={"Content-Type": manifest_type}
+        "PUT", f"/v2/{repo}/manifests/{tag}", body=manifest, headers={"Content-Type": manifest_type}
     )
     assert put.status == 201, put
     return put.headers["docker-content-digest"]
-
-

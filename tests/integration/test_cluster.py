@@ -303,3 +303,52 @@ def test_storage_down_fails_verify_and_up_does_not_switch_a_replica(cluster: Clu
         cluster.host_vars.pop("lab2", None)
         cluster.s3.start()
     assert cluster.json("up")["changed"] is False
+    # Every replica's storage health check failed meanwhile (GET / answers 503 after three failed
+    # 10 s checks): the balancer took them all out, and takes them back once their checks pass.
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            resp = cluster.through_lb().request("GET", "/")
+            if resp.status == 200:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the replicas did not come back behind the balancer"
+        time.sleep(1)
+
+
+def test_gc_of_the_cluster_frees_the_bucket_while_pulls_through_the_balancer_go_on(cluster: Cluster) -> None:
+    import secrets as pysecrets
+
+    lb = cluster.through_lb()
+    kept = push_small_image(lb, REPO)  # what the pull loop pulls (team/app:v1)
+    layer = pysecrets.token_bytes(256 * 1024)  # big enough to see in the bucket's size
+    doomed = push_small_image(lb, "team/old", layer=layer, tag="old")
+    delete = lb.request("DELETE", f"/v2/team/old/manifests/{doomed}")
+    assert delete.status == 202, delete
+    with PullLoop(cluster) as loop:
+        time.sleep(1)
+        result = cluster.run("gc", "--json")
+        time.sleep(1)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    gc = report["hosts"]["lab2"]
+    assert gc["cluster"] == "main" and gc["ran_on"] == "lab1" and gc["blobs"] >= 1, gc
+    assert gc["freed"] >= len(layer), gc  # the bucket lost at least the deleted layer
+    assert "lab4" not in report["hosts"]  # a balancer holds no storage
+    assert loop.failures == [], loop.failures[:5]
+    assert loop.ok >= 20
+    # Every replica was read-only before garbage-collect ran, and writable after it.
+    lines = result.stderr.splitlines()
+    gc_at = next(i for i, line in enumerate(lines) if "garbage-collect" in line and "[lab1]" in line)
+    for host in ("lab1", "lab2", "lab3"):
+        ro = next(i for i, line in enumerate(lines) if f"[{host}] read-only for gc" in line)
+        back = next(i for i, line in enumerate(lines) if f"[{host}] writable again" in line)
+        assert ro < gc_at < back, (host, ro, gc_at, back)
+    # What was kept pulls from every replica; the deleted layer pushed again works (redis flushed).
+    for host in cluster.replicas:
+        assert pull(cluster.client(host, 5000)) == kept
+    again = push_small_image(lb, "team/old", layer=layer, tag="old")
+    assert again == doomed
+    for host in cluster.replicas:
+        assert pull(cluster.client(host, 5000), "team/old", "old") == doomed
