@@ -214,3 +214,18 @@ def test_a_failed_replica_stops_its_clusters_rollout(tmp_path: Path) -> None:
     assert "not started: reg2 failed in the rolling update of cluster 'main'" in str(results["reg3"])
     assert "not started" in str(results["lb1"])
     assert slept == [2.5]  # after reg1 changed: the balancer's two checks of 1 s, and a margin
+
+
+def test_gc_of_part_of_a_cluster_is_refused_before_any_host_is_touched(tmp_path: Path) -> None:
+    from regdeploy.materials.secrets import Masker
+    from regdeploy.ops.gc import gc_all
+
+    run = prepare(write(tmp_path, inventory()), "reg1:reg2")
+    with pytest.raises(InputError, match=r"gc of cluster 'main' needs every replica .*: add reg3"):
+        gc_all(run.jobs, False, False, Masker(), lambda host, message: None, forks=2)
+
+
+def test_redis_commands_are_resp_arrays() -> None:
+    from regdeploy.storage.redis import _command
+
+    assert _command("AUTH", "pässword") == b"*2\r\n$4\r\nAUTH\r\n$9\r\np\xc3\xa4ssword\r\n"
