@@ -82,6 +82,13 @@ def apply_plan(
     written = [c.target for c in plan.of_kind("file") if c.action in ("create", "update")]
     before = transport.stat_many(written) if written else {}
     for change in plan.of_kind("file"):
+        if change.action == "remove":
+            state = before.get(change.target) or transport.stat_many([change.target])[change.target]
+            if state is not None and state.kind == "file":
+                data = transport.read_file(change.target)
+                undo.files[change.target] = (data, state.mode, (state.uid, state.gid))
+            transport.remove_file(change.target)
+            continue
         f = by_path[change.target]
         if change.action == "chmod":
             transport.chmod(f.path, f.mode)

@@ -70,7 +70,7 @@ def gather(
     units: Sequence[Unit],
     want_contents: bool = False,
 ) -> HostFacts:
-    paths = [d.path for d in rendered.dirs] + [f.path for f in rendered.files]
+    paths = [d.path for d in rendered.dirs] + [f.path for f in rendered.files] + list(rendered.absent)
     states = transport.stat_many(paths)
     engine = transport.engine()
     unit_facts = {

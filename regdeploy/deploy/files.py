@@ -34,6 +34,9 @@ class RenderedDir:
 class Rendered:
     dirs: tuple[RenderedDir, ...]
     files: tuple[RenderedFile, ...]
+    # Files an earlier inventory had regdeploy write and this one does not want (a removed gc
+    # schedule's cron entry): removed when present.
+    absent: tuple[str, ...] = ()
 
     def start_digest(self, paths: tuple[str, ...]) -> str:
         """A digest of the files a unit reads only at start (*paths*): a change needs a restart."""

@@ -145,6 +145,10 @@ def make_plan(
             if _owner_differs(state, f.owner):
                 assert f.owner is not None
                 changes.append(Change("file", f.path, "chown", f"owner {_owner(state)} -> {_ids(f.owner)}"))
+    for path in rendered.absent:
+        state = facts.paths.get(path)
+        if state is not None and state.kind == "file":
+            changes.append(Change("file", path, "remove", "no longer in the inventory"))
     for unit in wanted.units:
         reread = [p.rsplit("/", 1)[-1] for p in rewritten if p in unit.start_files]
         for c in _container_changes(unit, facts, wanted.definitions[unit.name], reread):

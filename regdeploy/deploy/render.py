@@ -82,4 +82,8 @@ def render(spec: RegistrySpec, materials: HostMaterials) -> Rendered:
         from regdeploy.deploy.render_proxy import proxy_files
 
         proxy_files(spec, materials, dirs, files)
-    return Rendered(tuple(dirs), tuple(files))
+    from regdeploy.deploy.render_gc import gc_absent, gc_files
+
+    if spec.gc is not None:  # last: the one-off container mounts what the registry reads
+        gc_files(spec, materials, dirs, files)
+    return Rendered(tuple(dirs), tuple(files), () if spec.gc is not None else gc_absent(spec))

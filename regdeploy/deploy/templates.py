@@ -43,12 +43,19 @@ def _environment(user_dir: str | None) -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["q"] = _quote
+    env.filters["sh"] = _shell
     return env
 
 
 def _quote(value: Any) -> str:
     # JSON is valid YAML: strings get quoted and escaped, booleans and numbers stay typed.
     return json.dumps(value)
+
+
+def _shell(value: Any) -> str:
+    import shlex
+
+    return shlex.quote(str(value))
 
 
 def render_template(spec: RegistrySpec, name: str, context: dict[str, Any]) -> bytes:

@@ -57,6 +57,13 @@ def take_down(transport: Transport, spec: RegistrySpec, purge_data: bool) -> lis
     if engine.inspect_network(spec.network) is not None:
         engine.remove_network(spec.network)
         changes.append({"resource": f"network:{spec.network}", "action": "remove", "reason": "down"})
+    if spec.gc is not None:  # a schedule would keep restarting a registry that is down
+        from regdeploy.deploy.render_gc import cron_file
+
+        entry = cron_file(spec)
+        if transport.stat_many([entry])[entry] is not None:
+            transport.remove_file(entry)
+            changes.append({"resource": f"file:{entry}", "action": "remove", "reason": "down"})
     if purge_data:  # the relay's queue lives in data_dir: kept or purged with it
         for path in (spec.data_dir, spec.config_dir):
             if transport.stat_many([path])[path] is not None:

@@ -16,6 +16,7 @@ from regdeploy.inventory import unevaluated
 from regdeploy.materials.secrets import SecretRef, secret_ref
 from regdeploy.spec import validate as v
 from regdeploy.spec.cluster import ClusterView, LbSpec, parse_lb
+from regdeploy.spec.gc import GcSpec, parse_gc
 from regdeploy.spec.metrics import MetricsSpec, check_debug_port, parse_metrics
 from regdeploy.spec.proxy import ProxySpec, parse_proxies
 from regdeploy.spec.retention import RetentionRule, parse_retention
@@ -152,6 +153,7 @@ class RegistrySpec:
     serves: bool = True  # False: a host that only runs a load balancer (registry_lb)
     lb: LbSpec | None = None  # registry_lb: a balancer unit on this host
     cluster_view: ClusterView | None = None  # set by spec.cluster.resolve
+    gc: GcSpec | None = None  # registry.gc: a cron schedule on the host
 
     @property
     def redis_here(self) -> bool:
@@ -172,7 +174,7 @@ _TOP_KEYS = (
     "name", "image", "image_source", "version", "port", "bind", "config_dir", "data_dir", "restart",
     "templates_dir",
     "log_level", "storage", "debug", "health_timeout", "http_secret", "tls", "auth", "notifications",
-    "run", "relay", "sidecar_image", "proxies", "retention", "metrics", "cache", "cluster", "serial",
+    "run", "relay", "sidecar_image", "proxies", "retention", "metrics", "cache", "cluster", "serial", "gc",
 )  # fmt: skip
 
 
@@ -247,7 +249,16 @@ def parse_spec(
         cluster=None if data.get("cluster") is None else v.string(
             data["cluster"], where.child("cluster"), CONTAINER_NAME_RE, "letters, digits, _ . -"),
         serial=v.integer(data.get("serial", 1), where.child("serial"), 1, 100),
+        gc=parse_gc(data.get("gc"), where.child("gc")),
     )  # fmt: skip
+    if spec.gc is not None and (spec.cluster is not None or spec.cache is not None or spec.readonly):
+        why = (
+            "a cluster's replicas share storage and must all be read-only: schedule `regdeploy gc` on the "
+            "control machine instead" if spec.cluster is not None
+            else "a redis cache must be flushed after gc: schedule `regdeploy gc` on the control machine"
+            if spec.cache is not None else "storage.readonly is true: there is nothing to collect safely"
+        )
+        where.child("gc").child("schedule").fail(f"cannot run on the host: {why}")
     redis = spec.cache
     if redis is not None and redis.deployed and spec.cluster is None and redis.deploy_on != host:
         where.child("cache").child("redis").child("deploy_on").fail(
