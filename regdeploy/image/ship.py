@@ -81,7 +81,7 @@ class _Meter:
         self.sent = 0
 
     def __iter__(self) -> Iterator[bytes]:
-        last = time.monotonic()
+        start = last = time.monotonic()
         for chunk in self._chunks:
             self.sent += len(chunk)
             yield chunk
@@ -89,7 +89,8 @@ class _Meter:
             if now - last >= PROGRESS_EVERY:
                 last = now
                 share = f" of ~{_mb(self._total)}" if self._total else ""
-                self._say(f"shipping {self._what}: {_mb(self.sent)}{share} sent")
+                rate = self.sent / (now - start) / 1e6
+                self._say(f"shipping {self._what}: {_mb(self.sent)}{share} sent ({rate:.0f} MB/s)")
 
 
 def ship_image(
