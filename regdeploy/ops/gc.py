@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 _DELETED_RE = re.compile(r"Deleting blob: (\S+)")
 _ELIGIBLE_RE = re.compile(r"blob eligible for deletion: (\S+)")
 GC_TIMEOUT = 3600.0
+# garbage-collect on a storage no repository was ever pushed to (tried on 2.8.2): "failed to mark:
+# filesystem: Path not found: /docker/registry/v2/repositories" (s3aws says the same).
+_EMPTY_RE = re.compile(r"failed to mark: \S+: Path not found: \S*/docker/registry/v2/repositories")
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,9 @@ def _collect(
                 raise HostError(f"{job.name}: garbage-collect did not finish within {GC_TIMEOUT:g}s")
             time.sleep(0.2)
         log = engine.container_logs(cid, tail=100000).decode(errors="replace")
+        if state.get("ExitCode") != 0 and _EMPTY_RE.search(log):
+            say("nothing to collect: no repository was ever pushed")  # garbage-collect fails on that
+            return ""
         if state.get("ExitCode") != 0:
             raise HostError(
                 f"{job.name}: garbage-collect exited with code {state.get('ExitCode')}"

@@ -187,3 +187,14 @@ def test_a_gc_schedule_on_a_cluster_or_with_a_bad_expression_is_refused(deployme
         assert result.exit_code == 2 and message in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
     assert not d.config.exists()  # nothing was changed
+
+
+def test_gc_of_a_registry_nothing_was_pushed_to_collects_nothing(deployment: Deployment) -> None:
+    # distribution's garbage-collect fails on a storage without repositories ("Path not found").
+    d = deployment
+    d.up_json()
+    result = d.run("gc", "--json")
+    assert result.exit_code == 0, result.output
+    host = json.loads(result.stdout)["hosts"]["localhost"]
+    assert host["ok"] and host["blobs"] == 0, host
+    assert "nothing to collect" in result.stderr
