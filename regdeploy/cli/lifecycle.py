@@ -53,7 +53,11 @@ def _run_up(inventory: Path | None, limit: str | None, forks: int, as_json: bool
             forks,
             serial=serial,
             fail_fast=fail_fast,
-            changed=lambda plan: not check and plan.changed,  # type: ignore[union-attr]
+            # the balancers need their pause only after a container was replaced or started
+            changed=lambda plan: not check and any(
+                c.kind == "container"
+                for c in plan.changes  # type: ignore[union-attr]
+            ),
         )
     )
     if as_json:

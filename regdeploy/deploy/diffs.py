@@ -1,6 +1,6 @@
 """What ``--diff`` shows for a file: a unified diff with every secret masked, or a summary.
 
-config.yml holds the http secret and webhook headers, htpasswd holds hashes and keys are keys:
+config.yml holds the http secret, webhook headers and storage keys, htpasswd holds hashes and keys are keys:
 none of them is ever shown. Certificates are summarised by subject, SANs and expiry.
 """
 
@@ -61,6 +61,13 @@ def mask_config(doc: dict[str, Any]) -> None:
         if isinstance(headers, dict):
             for key in headers:
                 headers[key] = [MASK]
+    storage = doc.get("storage")  # an object store's keys (s3: accesskey, secretkey)
+    if isinstance(storage, dict):
+        for driver in storage.values():
+            if isinstance(driver, dict):
+                for key in ("accesskey", "secretkey", "accountkey", "password"):
+                    if key in driver:
+                        driver[key] = MASK
     redis = doc.get("redis")
     if isinstance(redis, dict) and "password" in redis:
         redis["password"] = MASK

@@ -22,6 +22,20 @@ from regdeploy.spec.cluster import LB_RISE, lb_admin_dir
 from regdeploy.spec.registry import RegistrySpec
 
 
+def redis_quote(value: str) -> str:
+    """A redis.conf argument in double quotes (redis unescapes backslash, quote and hex escapes there), so any
+    password is one argument, never a config error that would echo it into `docker logs`."""
+    out = []
+    for ch in value:
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif ch.isprintable() and ord(ch) < 128:
+            out.append(ch)
+        else:
+            out.extend(f"\\x{b:02x}" for b in ch.encode())
+    return '"' + "".join(out) + '"'
+
+
 def redis_files(
     spec: RegistrySpec, materials: HostMaterials, dirs: list[RenderedDir], files: list[RenderedFile]
 ) -> None:
@@ -30,7 +44,7 @@ def redis_files(
     me = spec.cache.run.owner
     context = {
         "spec": spec,
-        "password": materials.redis_password,
+        "password": redis_quote(materials.redis_password),
         "port": REDIS_CONTAINER_PORT,
         "maxmemory": spec.cache.run.memory * 3 // 4,
     }

@@ -86,22 +86,22 @@ def drained(
 ) -> Iterator[None]:
     """Within the block, *replica* gets no new clients from any balancer of *view*."""
     admins: list[Admin] = []
-    for access in view.access if view is not None else ():
-        try:
-            admin = opener(access)
-        except (RegdeployError, OSError) as exc:
-            say(
-                f"warning: balancer {access.host}: cannot reach it to drain {replica} ({exc}); "
-                "replacing without"
-            )
-            continue
-        try:
-            admin.set_state(replica, "drain")
-            admins.append(admin)
-        except (RegdeployError, OSError) as exc:
-            say(f"warning: balancer {access.host}: cannot drain {replica} ({exc}); replacing without")
-            admin.transport.close()
     try:
+        for access in view.access if view is not None else ():
+            try:
+                admin = opener(access)
+            except (RegdeployError, OSError) as exc:
+                say(
+                    f"warning: balancer {access.host}: cannot reach it to drain {replica} ({exc}); "
+                    "replacing without"
+                )
+                continue
+            try:
+                admin.set_state(replica, "drain")
+                admins.append(admin)
+            except (RegdeployError, OSError) as exc:
+                say(f"warning: balancer {access.host}: cannot drain {replica} ({exc}); replacing without")
+                admin.transport.close()
         if admins:
             _wait_idle(replica, admins, say, clock, sleep)
         yield
@@ -111,9 +111,7 @@ def drained(
                 admin.set_state(replica, "ready")
             except (RegdeployError, OSError) as exc:
                 fix = f"echo 'set server {BACKEND}/{replica} state ready' | socat - {admin.socket}"
-                say(
-                    f"warning: balancer {admin.host}: cannot make {replica} ready ({exc}): run `{fix}` there"
-                )
+                say(f"warning: balancer {admin.host}: cannot make {replica} ready ({exc}): run `{fix}` there")
             finally:
                 admin.transport.close()
 

@@ -74,6 +74,24 @@ def count_blobs(log: str, dry_run: bool) -> int:
     return len(set((_ELIGIBLE_RE if dry_run else _DELETED_RE).findall(log)))
 
 
+def _flush_cache(job: HostJob, say: Callable[[str], None], blobs: int) -> None:
+    """Empty the registry's redis cache (a restart clears only an in-memory one); HostError naming
+    what was collected and what to run when it cannot."""
+    cache = job.spec.cache
+    if cache is None or not cache.addr:
+        return
+    from regdeploy.storage.redis import flush
+
+    say(f"flushing the redis cache at {cache.addr} (db {cache.db})")
+    try:
+        flush(cache.addr, job.materials.redis_password, cache.db)
+    except RegdeployError as exc:
+        raise HostError(
+            f"{exc}: {blobs} blobs were collected but the redis cache was NOT flushed: run FLUSHDB on db "
+            f"{cache.db} there before pushing any collected layer again"
+        ) from None
+
+
 def _stored_bytes(job: HostJob, transport: Transport) -> int | None:
     """What the registry's storage holds: the data dir, or the bucket under its root directory."""
     if job.spec.storage.s3 is not None:
@@ -133,8 +151,9 @@ def gc_cluster(
     first = order[0]
     view = first.spec.cluster_view
     assert view is not None
-    if first.spec.readonly:
-        raise HostError(f"{first.name}: storage.readonly is true in the inventory: gc would leave it so")
+    if first.spec.readonly:  # the replicas agree on it (spec.cluster checks)
+        why = HostError(f"{first.name}: storage.readonly is true in the inventory: gc would leave it so")
+        return {j.name: why for j in members}
 
     def switch(job: HostJob, readonly: bool) -> None:
         target = dataclasses.replace(job, spec=dataclasses.replace(job.spec, readonly=readonly))
@@ -144,13 +163,16 @@ def gc_cluster(
     switched: list[HostJob] = []
     errors: dict[str, RegdeployError] = {}
     collected: Collected | None = None
+    current = first
     try:
         for job in order:
             if switched:
                 sleep(view.settle)  # the balancers see the previous replica back before the next goes
             progress(job.name, f"read-only for gc of cluster {view.name}: pushes are refused until done")
+            current = job
+            switched.append(job)  # made writable again below even if this switch fails half way
             switch(job, True)
-            switched.append(job)
+        current = first
         progress(first.name, f"every replica of cluster {view.name} is read-only")
         transport = open_transport(first.name, first.vars, lambda m: progress(first.name, m))
         try:
@@ -161,15 +183,11 @@ def gc_cluster(
             after = _stored_bytes(first, transport)
         finally:
             transport.close()
-        cache = first.spec.cache
-        if cache is not None and cache.addr and not dry_run:
-            from regdeploy.storage.redis import flush
-
-            progress(first.name, f"flushing the cluster's redis cache at {cache.addr} (db {cache.db})")
-            flush(cache.addr, first.materials.redis_password, cache.db)
+        if not dry_run:
+            _flush_cache(first, lambda m: progress(first.name, m), count_blobs(log, dry_run))
         collected = Collected(count_blobs(log, dry_run), before, after, dry_run, 0.0, view.name, first.name)
     except RegdeployError as exc:
-        errors[first.name] = host_error(first.name, exc, masker)
+        errors[current.name] = host_error(current.name, exc, masker)
     finally:
         for k, job in enumerate(switched):  # back to writable, one at a time, whatever happened
             if k:
@@ -184,7 +202,8 @@ def gc_cluster(
         if job.name in errors:
             out[job.name] = errors[job.name]
         elif collected is None:
-            out[job.name] = HostError(f"{job.name}: gc of cluster {view.name} failed on {first.name}")
+            failed = next(iter(errors), first.name)
+            out[job.name] = HostError(f"{job.name}: gc of cluster {view.name} stopped: {failed} failed")
         else:
             out[job.name] = dataclasses.replace(collected, seconds=time.monotonic() - started)
     return out
@@ -210,6 +229,8 @@ def gc_host(job: HostJob, dry_run: bool, untagged: bool, masker: Masker, progres
             before = _stored_bytes(job, transport)
             log = _collect(transport, readonly, dry_run, untagged, say, masker)
             after_bytes = _stored_bytes(job, transport)
+            if not dry_run:
+                _flush_cache(job, say, count_blobs(log, dry_run))
     finally:
         transport.close()
     return Collected(count_blobs(log, dry_run), before, after_bytes, dry_run, time.monotonic() - started)

@@ -37,12 +37,16 @@ def _batch_size(members: Sequence[HostJob], serial: int | None) -> int:
 
 def waves(jobs: Sequence[HostJob], serial: int | None = None) -> list[list[HostJob]]:
     """The targeted hosts in the order `up` converges them (each inner list runs in parallel)."""
-    standalone = [j for j in jobs if j.spec.cluster_view is None]
+
+    def fronts_another(job: HostJob) -> bool:  # a balancer on a registry of its own: last, too
+        return job.spec.lb is not None and job.spec.cluster_view is None
+
+    standalone = [j for j in jobs if j.spec.cluster_view is None and not fronts_another(j)]
     clusters: dict[str, list[HostJob]] = {}
-    balancers: list[HostJob] = []
+    balancers: list[HostJob] = [j for j in jobs if j.spec.serves and fronts_another(j)]
     for job in jobs:
         view = job.spec.cluster_view
-        if view is None:
+        if view is None or fronts_another(job):
             continue
         if job.spec.serves:
             clusters.setdefault(view.name, []).append(job)

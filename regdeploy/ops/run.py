@@ -198,6 +198,8 @@ def up_host(
         wanted = job.wanted(facts.images)
         tls_reason = job.materials.tls.reason if job.materials.tls else None
         plan = make_plan(job.spec, job.rendered, facts, wanted, with_diff, tls_reason)
+        if with_diff:  # every diff masks what it knows; every secret this run resolved, too
+            plan = _masked(plan, masker)
         if plan.changed:
             preflight(transport, job.spec, job.units, facts, adopt)
             if not check and _switches_registry(plan, job.spec):
@@ -234,6 +236,13 @@ def _apply(job: HostJob, transport: Transport, plan: Plan, wanted: Wanted, ca: b
         masker.mask,
         obtain_image=image_provider(transport, job.vars, say, job.sidecar_image),
     )
+
+
+def _masked(plan: Plan, masker: Masker) -> Plan:
+    import dataclasses
+
+    changes = tuple(dataclasses.replace(c, diff=masker.mask(c.diff)) if c.diff else c for c in plan.changes)
+    return dataclasses.replace(plan, changes=changes)
 
 
 def _replaces_registry(plan: Plan, spec: RegistrySpec) -> bool:

@@ -167,10 +167,10 @@ def resolve(entries: Sequence[Entry], source: str) -> dict[str, Any]:
                     f"{cache.deploy_on!r} is not a replica of cluster {name!r} ({', '.join(hosts)})",
                 )
             cache = _settled(cache, host_vars, f"redis/{name}")
-        if len(hosts) > 1 and cache is None:
-            pass  # replicas without a shared cache run none: a per-replica one goes stale (template)
-        for h in hosts:
-            out[h] = dataclasses.replace(specs[h], cluster_view=view, cache=cache)
+        if len(hosts) > 1 or lb_hosts:
+            _check_routable(name, [*hosts, *lb_hosts], host_vars, source)
+        for h in hosts:  # out[h]: a balancer of another cluster resolved before stays set
+            out[h] = dataclasses.replace(out[h], cluster_view=view, cache=cache)
         for h in lb_hosts:
             lb = specs[h].lb
             assert lb is not None
@@ -202,6 +202,22 @@ def _settled(cache: RedisSpec, host_vars: Mapping[str, Mapping[str, Any]], key: 
     return dataclasses.replace(cache, addr=addr, password=password)
 
 
+def _check_routable(
+    name: str, hosts: Sequence[str], host_vars: Mapping[str, Mapping[str, Any]], source: str
+) -> None:
+    """Replicas and balancers reach each other by address: the control machine's "localhost" is,
+    inside any container, that container."""
+    from regdeploy.transport.address import is_local, is_loopback
+
+    for h in hosts:
+        address = client_address(h, host_vars[h])
+        if is_local(h, host_vars[h]) or is_loopback(address):
+            raise _fail(source, h, "registry.cluster",
+                        f"cluster {name!r}: {h} is reached as {address}, which the other replicas and the "
+                        "balancers cannot use (inside a container it is the container itself): give it "
+                        "an ansible_host they reach, over SSH (ansible_connection: ssh)")  # fmt: skip
+
+
 def _check_members(name: str, members: Sequence[Any], source: str) -> None:
     first = members[0]
     for spec in members[1:]:
@@ -221,6 +237,10 @@ def _check_members(name: str, members: Sequence[Any], source: str) -> None:
             raise differ("registry.cache", "one cache (or none)", _cache(spec), _cache(first))
         if spec.auth != first.auth:
             raise differ("registry.auth", "their users and auth mode", spec.auth.mode, first.auth.mode)
+        same = (("storage.readonly", "readonly"), ("storage.delete", "delete_enabled"), ("serial", "serial"))
+        for key, attr in (("registry." + k, a) for k, a in same):
+            if getattr(spec, attr) != getattr(first, attr):
+                raise differ(key, "one setting", str(getattr(spec, attr)), str(getattr(first, attr)))
         if spec.tls.mode != first.tls.mode:
             raise differ("registry.tls.mode", "one TLS mode", spec.tls.mode, first.tls.mode)
         if spec.http_secret != first.http_secret:

@@ -323,8 +323,16 @@ def parse_host(
             where = v.Where(host, "registry_lb", origins or {}, source)
             if lb.name == spec.name:
                 where.child("name").fail(f"{lb.name!r} is registry.name already: the balancer needs its own")
-            if lb.port == spec.port:
-                where.child("port").fail(f"{lb.port} is registry.port already")
+            used = {spec.port: "registry.port", spec.debug_port: "registry.debug.port"}
+            if spec.metrics is not None:
+                used[spec.metrics.port] = "registry.metrics.port"
+            if spec.auth.builtin_token is not None:
+                used[spec.auth.builtin_token.port] = "registry.auth.token.port"
+            if spec.cache is not None and spec.cache.deploy_on == host:
+                used[spec.cache.port] = "registry.cache.redis.port"
+            used.update({p.port: f"registry.proxies[{i}].port" for i, p in enumerate(spec.proxies)})
+            if lb.port in used:
+                where.child("port").fail(f"{lb.port} is {used[lb.port]} already: the balancer needs its own")
         return spec if lb is None else dataclasses.replace(spec, lb=lb)
     assert lb is not None
     return RegistrySpec(host=host, name=lb.name, port=lb.port, bind=lb.bind, config_dir=lb.config_dir,

@@ -175,7 +175,9 @@ def test_units_files_and_secrets_of_redis_and_the_balancer(tmp_path: Path) -> No
     redis_conf = next(f for f in jobs["reg1"].rendered.files if f.path.endswith("redis.conf"))
     assert redis_conf.mode == 0o600 and redis_conf.secret
     (password,) = [
-        line.split()[1] for line in redis_conf.data.decode().splitlines() if line.startswith("requirepass")
+        line.split()[1].strip('"')
+        for line in redis_conf.data.decode().splitlines()
+        if line.startswith("requirepass")
     ]
     for host in ("reg1", "reg2"):  # the replicas authenticate with it; it is masked everywhere
         config = next(f for f in jobs[host].rendered.files if f.path.endswith("config.yml"))
@@ -229,3 +231,60 @@ def test_redis_commands_are_resp_arrays() -> None:
     from regdeploy.storage.redis import _command
 
     assert _command("AUTH", "pässword") == b"*2\r\n$4\r\nAUTH\r\n$9\r\np\xc3\xa4ssword\r\n"
+
+
+def test_a_diff_of_config_yml_never_shows_the_s3_keys(tmp_path: Path) -> None:
+    from regdeploy.deploy.diffs import file_diff
+
+    run = prepare(write(tmp_path, inventory()), "reg2")
+    config = next(f for f in run.jobs[0].rendered.files if f.path.endswith("config.yml"))
+    shown = file_diff(config, None)
+    assert "secretkey" in shown and "secret-key-value" not in shown and "access-key-value" not in shown
+
+
+def test_a_replica_on_the_control_machine_is_refused(tmp_path: Path) -> None:
+    data = inventory(registries__hosts__reg1={"ansible_connection": "local"})
+    with pytest.raises(
+        SpecError, match=r"host 'reg1': registry.cluster: cluster 'main': reg1 is reached as localhost"
+    ):
+        specs(tmp_path, data)
+
+
+def test_a_balancer_port_taken_by_redis_on_the_same_host_is_refused(tmp_path: Path) -> None:
+    data = inventory(
+        registries__hosts__reg1={
+            "ansible_host": "10.9.0.11",
+            "registry_lb": {"cluster": "main", "port": 6379},
+        }
+    )
+    with pytest.raises(SpecError, match=r"registry_lb.port: 6379 is registry.cache.redis.port already"):
+        specs(tmp_path, data)
+
+
+def test_replicas_must_agree_on_readonly(tmp_path: Path) -> None:
+    data = inventory(
+        registries__hosts__reg3={"ansible_host": "10.9.0.13", "registry": {"storage": {"readonly": True}}}
+    )
+    with pytest.raises(SpecError, match=r"host 'reg3': registry.storage.readonly: differs from reg1's"):
+        specs(tmp_path, data)
+
+
+def test_a_host_balancing_one_cluster_and_replica_of_another_keeps_both_whatever_the_order(
+    tmp_path: Path,
+) -> None:
+    for group in ("aa", "zz"):
+        data = inventory()
+        children = data["all"]["children"]
+        other = {"cluster": "other", "port": 5005}
+        children[group] = {"hosts": {"x1": {"ansible_host": "10.9.0.20", "registry": other, "registry_lb": {"cluster": "main", "port": 8443}}}}  # noqa: E501 (one host line)
+        got = specs(tmp_path, data)
+        assert len(got["x1"].lb.backends) == 3, group
+        assert got["x1"].cluster_view.name == "other", group
+
+
+def test_a_balancer_on_a_registry_of_its_own_runs_after_the_replicas(tmp_path: Path) -> None:
+    data = inventory()
+    solo = {"ansible_host": "10.9.0.30", "registry": {}, "registry_lb": {"cluster": "main", "port": 8443}}
+    data["all"]["children"]["solo"] = {"hosts": {"solo1": solo}}
+    run = prepare(write(tmp_path, data), None)
+    assert [[j.name for j in w] for w in waves(run.jobs)] == [["reg1"], ["reg2"], ["reg3"], ["solo1", "lb1"]]
