@@ -243,7 +243,8 @@ def rollback(inventory: Path | None, limit: str | None, forks: int, as_json: boo
     `up` keeps one previous generation per host (in the state directory).
     rollback writes those files back and makes those containers again, each
     replaced only once the previous one serves again (health-gated, as `up`);
-    units the last `up` created are removed; data is never touched. The next
+    units the last `up` created are removed; data is never touched. A
+    cluster's replicas are rolled back one at a time. The next
     `up` then wants the inventory's newer state again, and its plan says why.
 
     \b
@@ -252,8 +253,8 @@ def rollback(inventory: Path | None, limit: str | None, forks: int, as_json: boo
       regdeploy rollback --limit reg1   # ... and comes back on reg1
     """
     from regdeploy.cli.output import print_up, up_json
-    from regdeploy.ops.fanout import fan_out
     from regdeploy.ops.rollback import rollback_host
+    from regdeploy.ops.rollout import roll_out
     from regdeploy.ops.run import outcomes, prepare
 
     run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys))
@@ -262,7 +263,8 @@ def rollback(inventory: Path | None, limit: str | None, forks: int, as_json: boo
         progress(f"[{host}] {run.masker.mask(message)}")
 
     back = partial(rollback_host, state_root=run.state.root, masker=run.masker, progress=say)
-    results = outcomes(fan_out(run.jobs, lambda j: j.name, back, forks))
+    # A cluster's replicas one at a time, as `up` rolls them (never every one behind a balancer).
+    results = outcomes(roll_out(run.jobs, back, forks))
     if as_json:
         emit_json(up_json(results))
     else:

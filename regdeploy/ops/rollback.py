@@ -64,8 +64,13 @@ def rollback_host(job: HostJob, state_root: Path, masker: Masker, progress: Prog
         kept = tuple(c for c in plan.changes if not (c.kind == "container" and c.action == "remove"))
         plan = Plan(plan.host, (*kept, *created_now))
         ca = job.materials.tls.ca_cert if job.materials.tls else None
-        apply_plan(transport, spec, rendered, plan, wanted, ca, say, masker.mask,
-                   obtain_image=image_provider(transport, job.vars, say, job.sidecar_image))  # fmt: skip
+        from regdeploy.ops.drain import drained
+
+        # A replica behind balancers is drained while its registry goes, as `up` does.
+        goes = any(c.target == spec.name for c in plan.of_kind("container"))
+        with drained(job.name, spec.cluster_view if goes else None, say):
+            apply_plan(transport, spec, rendered, plan, wanted, ca, say, masker.mask,
+                       obtain_image=image_provider(transport, job.vars, say, job.sidecar_image))  # fmt: skip
         path.unlink(missing_ok=True)
         return plan
     except RegdeployError as exc:
