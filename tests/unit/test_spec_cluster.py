@@ -276,7 +276,15 @@ def test_a_host_balancing_one_cluster_and_replica_of_another_keeps_both_whatever
         data = inventory()
         children = data["all"]["children"]
         other = {"cluster": "other", "port": 5005}
-        children[group] = {"hosts": {"x1": {"ansible_host": "10.9.0.20", "registry": other, "registry_lb": {"cluster": "main", "port": 8443}}}}  # noqa: E501 (one host line)
+        children[group] = {
+            "hosts": {
+                "x1": {
+                    "ansible_host": "10.9.0.20",
+                    "registry": other,
+                    "registry_lb": {"cluster": "main", "port": 8443},
+                }
+            }
+        }
         got = specs(tmp_path, data)
         assert len(got["x1"].lb.backends) == 3, group
         assert got["x1"].cluster_view.name == "other", group
@@ -288,3 +296,19 @@ def test_a_balancer_on_a_registry_of_its_own_runs_after_the_replicas(tmp_path: P
     data["all"]["children"]["solo"] = {"hosts": {"solo1": solo}}
     run = prepare(write(tmp_path, data), None)
     assert [[j.name for j in w] for w in waves(run.jobs)] == [["reg1"], ["reg2"], ["reg3"], ["solo1", "lb1"]]
+
+
+def test_bad_cluster_input_exits_2_with_one_line_from_the_cli(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from regdeploy.cli import cli
+
+    for changes in (
+        {"registry_lbs__vars__registry_lb__cluster": "blue"},
+        {"registries__vars__registry__storage__s3__bucket": None},
+    ):
+        path = write(tmp_path, inventory(**changes))
+        result = CliRunner().invoke(cli, ["up", "-i", str(path)])
+        assert result.exit_code == 2, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / ".regdeploy" / "secrets").exists()  # nothing generated, nothing touched
