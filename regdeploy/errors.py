@@ -49,3 +49,23 @@ class ImageError(HostError):
 
 class ApplyError(HostError):
     """Applying the plan failed; the message says what was rolled back."""
+
+
+def describe_network_error(exc: OSError, timeout: float) -> str:
+    """One line for a request that got no answer (refused, timed out, name, TLS, reset)."""
+    import socket
+    import ssl
+
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g}s"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name: {exc.strerror}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {getattr(exc, 'reason', None) or exc}"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by the server"
+    return f"{type(exc).__name__}: {exc.strerror or exc}"

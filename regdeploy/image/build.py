@@ -268,6 +268,20 @@ def ensure_image(
 # ---------------------------------------------------------------------------------------------------------
 
 
+def check_executable(binary: Path, label: str, what: str, error: type[ImageError], hint: str = "") -> None:
+    """That *binary* is an executable ELF file; else *error* naming it as "*label* binary PATH" (with
+    *hint* when it is missing) or as not a *what* binary."""
+    if not binary.exists():
+        raise error(f"{label} binary {binary} does not exist{hint}")
+    if not binary.is_file():
+        raise error(f"{label} binary {binary} is not a regular file")
+    if not os.access(binary, os.X_OK):
+        raise error(f"{label} binary {binary} is not executable")
+    with binary.open("rb") as fh:
+        if fh.read(4) != b"\x7fELF":
+            raise error(f"{binary} is not a {what} binary (not an ELF executable)")
+
+
 def binary_version(binary: Path) -> str:
     """The distribution version a registry binary reports (``BINARY --version``), e.g. ``2.8.2``.
 
@@ -275,15 +289,7 @@ def binary_version(binary: Path) -> str:
     CNCF distribution (``github.com/docker/distribution`` / ``distribution/distribution``).
     """
     binary = Path(binary)
-    if not binary.exists():
-        raise ImageError(f"registry binary {binary} does not exist")
-    if not binary.is_file():
-        raise ImageError(f"registry binary {binary} is not a regular file")
-    if not os.access(binary, os.X_OK):
-        raise ImageError(f"registry binary {binary} is not executable")
-    with binary.open("rb") as fh:
-        if fh.read(4) != b"\x7fELF":
-            raise ImageError(f"{binary} is not a distribution registry binary (not an ELF executable)")
+    check_executable(binary, "registry", "distribution registry", ImageError)
     try:
         result = subprocess.run(
             [str(binary), "--version"],

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -54,6 +53,7 @@ from regdeploy.image.build import (
     Progress,
     _context,
     build_context,
+    check_executable,
     say,
     shared_libraries,
 )
@@ -159,16 +159,8 @@ def binary_version(name: str, binary: Path) -> str:
     """
     svc = service_image(name)
     binary = Path(binary)
-    label = f"{svc.what} binary {binary}"
-    if not binary.exists():
-        raise ServiceBinaryError(f"{label} does not exist (Debian: apt-get install {svc.package})")
-    if not binary.is_file():
-        raise ServiceBinaryError(f"{label} is not a regular file")
-    if not os.access(binary, os.X_OK):
-        raise ServiceBinaryError(f"{label} is not executable")
-    with binary.open("rb") as fh:
-        if fh.read(4) != b"\x7fELF":
-            raise ServiceBinaryError(f"{binary} is not a {svc.what} binary (not an ELF executable)")
+    hint = f" (Debian: apt-get install {svc.package})"
+    check_executable(binary, svc.what, svc.what, ServiceBinaryError, hint)
     command = [str(binary), *svc.version_args]
     try:
         result = subprocess.run(

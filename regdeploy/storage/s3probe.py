@@ -17,7 +17,6 @@ import hmac
 import http.client
 import re
 import secrets
-import socket
 import ssl
 import time
 import xml.etree.ElementTree as ET
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
-from regdeploy.errors import HostError
+from regdeploy.errors import HostError, describe_network_error
 
 MAX_BODY = 1 << 20  # an error document or the probe object; anything longer is not an answer we want
 _HINTS = {
@@ -266,16 +265,7 @@ def _scrub(text: str, target: S3Target, authorization: str) -> str:
 
 
 def _describe(exc: OSError, timeout: float) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g}s"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve the host name ({exc.strerror})"
+    reason = describe_network_error(exc, timeout)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted ({exc.verify_message}; skipverify or a trusted CA?)"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS failed ({getattr(exc, 'reason', None) or type(exc).__name__})"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset by the server"
-    return exc.strerror or type(exc).__name__
+        reason += " (storage.s3.skipverify, or a CA the host trusts?)"
+    return reason

@@ -7,11 +7,12 @@ them; GitHub's API answers 301 for a renamed repository, which the user should f
 from __future__ import annotations
 
 import http.client
-import socket
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from regdeploy.errors import describe_network_error
 
 MAX_ANSWER = 64 * 1024  # enough for any error message; a receiver cannot make us buffer more
 
@@ -54,14 +55,4 @@ def post(url: str, body: bytes, headers: Sequence[tuple[str, str]], timeout: flo
 
 def describe_failure(exc: OSError, timeout: float) -> str:
     """One line for a request that got no answer."""
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g}s"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve the host name: {exc.strerror}"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted: {exc.verify_message}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS failed: {exc.reason or exc}"
-    return f"{type(exc).__name__}: {exc.strerror or exc}"
+    return describe_network_error(exc, timeout)

@@ -384,9 +384,9 @@ def test_a_key_that_cannot_be_a_header_value(s3: FakeS3) -> None:
     [
         (ConnectionRefusedError(111, "Connection refused"), "connection refused"),
         (TimeoutError("timed out"), "no answer within 5s"),
-        (socket.gaierror(-2, "Name unknown"), "cannot resolve the host name (Name unknown)"),
+        (socket.gaierror(-2, "Name unknown"), "cannot resolve the host name: Name unknown"),
         (ConnectionResetError(104, "reset"), "connection reset by the server"),
-        (OSError(113, "No route to host"), "No route to host"),
+        (OSError(113, "No route to host"), "OSError: No route to host"),
     ],
 )
 def test_describe_connection_failures(exc: OSError, text: str) -> None:
@@ -397,9 +397,10 @@ def test_describe_tls_failures() -> None:
     cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
     cert.verify_message = "self-signed certificate"
     assert s3probe._describe(cert, 5.0) == (
-        "TLS certificate not trusted (self-signed certificate; skipverify or a trusted CA?)"
+        "TLS certificate not trusted: self-signed certificate"
+        " (storage.s3.skipverify, or a CA the host trusts?)"
     )
-    assert s3probe._describe(ssl.SSLError(1, "x"), 5.0).startswith("TLS failed (")
+    assert s3probe._describe(ssl.SSLError(1, "x"), 5.0).startswith("TLS failed: ")
 
 
 @pytest.mark.parametrize(
