@@ -83,9 +83,9 @@ def roll_out(
     stopped: dict[str, str] = {}  # cluster -> the host whose failure stopped its rollout
     settle: dict[str, float] = {}  # cluster -> seconds its balancers need to see replaced replicas
     for wave in waves(jobs, serial):
-        pause = max(
-            (settle.pop(j.spec.cluster_view.name, 0.0) for j in wave if j.spec.cluster_view), default=0
-        )
+        # Only a replica going next needs the balancers to have taken the previous one back.
+        replicas = [j.spec.cluster_view.name for j in wave if j.spec.cluster_view and j.spec.serves]
+        pause = max((settle.pop(name, 0.0) for name in replicas), default=0)
         if pause:
             sleep(pause)
         todo: list[HostJob] = []

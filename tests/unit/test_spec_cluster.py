@@ -312,3 +312,11 @@ def test_bad_cluster_input_exits_2_with_one_line_from_the_cli(tmp_path: Path) ->
         assert result.exit_code == 2, result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
     assert not (tmp_path / ".regdeploy" / "secrets").exists()  # nothing generated, nothing touched
+
+
+def test_the_balancers_pause_comes_only_before_a_replica(tmp_path: Path) -> None:
+    run = prepare(write(tmp_path, inventory()), None)
+    slept: list[float] = []
+    results = roll_out(run.jobs, lambda job: job.name, forks=4, sleep=slept.append)
+    assert list(results) == ["reg1", "reg2", "reg3", "lb1"]
+    assert slept == [2.5, 2.5]  # before reg2 and reg3; none before the balancer-only host
