@@ -46,6 +46,18 @@ AIRGAP_HINT = (
     "or `regdeploy image load FILE`"
 )
 
+def airgap_hint(ref: str) -> str:
+    """How to get *ref* where nothing can be pulled: a cluster's redis or haproxy image, or the registry's."""
+    repository = ref.rsplit("/", 1)[-1].partition(":")[0].partition("@")[0]
+    for service in ("redis", "haproxy"):
+        if repository == service:
+            return (
+                f"on an air-gapped host use `regdeploy image build --service {service} --tag {ref}` "
+                "(from Debian's binary) or `regdeploy image load FILE`"
+            )
+    return AIRGAP_HINT
+
+
 # The same defaults as the config baked into the upstream ``registry:2`` image.
 DEFAULT_CONFIG = f"""\
 version: 0.1
@@ -225,7 +237,7 @@ def ensure_image(
     def absent(reason: str) -> ImageError:
         return ImageError(
             f"image {ref!r} is not on {where or _engine_name(client)} and cannot be pulled ({reason}); "
-            f"{AIRGAP_HINT}"
+            f"{airgap_hint(ref)}"
         )
 
     if not pull:

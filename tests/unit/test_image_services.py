@@ -318,3 +318,11 @@ def test_cli_help_teaches_the_service_images():
     ]
     for text in taught:
         assert text in result.output
+
+
+def test_the_air_gap_hint_names_the_service_build_for_redis_and_haproxy() -> None:
+    from regdeploy.image.build import AIRGAP_HINT, airgap_hint
+
+    assert "image build --service redis --tag redis:7" in airgap_hint("redis:7")
+    assert "--service haproxy --tag mirror.local/haproxy:2.8" in airgap_hint("mirror.local/haproxy:2.8")
+    assert airgap_hint("registry:2") == AIRGAP_HINT
