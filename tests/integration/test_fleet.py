@@ -372,7 +372,7 @@ def test_connection_dropped_mid_apply_then_rerun_converges(
 ) -> None:
     lab2 = host_named(lab, "lab2")
     tag = f"regdeploy-test/registry:ballast-{os.getpid()}"
-    big_image(docker_client, registry_image, tag, 96)
+    big_image(docker_client, registry_image, tag, 256)
     f = fault_fleet(tmp_path, lab, tag, lab2, ansible_user="deploy", ansible_become=True)
     f.write()
     reset = "iptables -I INPUT -p tcp --dport 22 -j REJECT --reject-with tcp-reset"
@@ -381,7 +381,9 @@ def test_connection_dropped_mid_apply_then_rerun_converges(
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
         assert proc.stderr is not None
         for line in proc.stderr:
-            if " MB of ~" in line:  # bytes are flowing: cut the connection now
+            # The image is being shipped (on a quiet machine 256 MB take about 2 s, so the reset,
+            # a tenth of a second away, lands while bytes flow): cut the connection now.
+            if f"shipping {tag} (" in line or " MB of ~" in line:
                 lab2.sh(reset)
                 break
         out, err = proc.communicate(timeout=120)
