@@ -294,6 +294,18 @@ def check_executable(binary: Path, label: str, what: str, error: type[ImageError
             raise error(f"{binary} is not a {what} binary (not an ELF executable)")
 
 
+def version_output(binary: Path, args: tuple[str, ...], error: type[ImageError]) -> str:
+    """What ``BINARY ARGS`` prints (stdout, then stderr), run under the path given; *error* when it
+    cannot run."""
+    command = [str(binary), *args]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=20,
+                                check=False, stdin=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise error(f"cannot run `{' '.join(command)}`: {exc}") from exc
+    return result.stdout + "\n" + result.stderr
+
+
 def binary_version(binary: Path) -> str:
     """The distribution version a registry binary reports (``BINARY --version``), e.g. ``2.8.2``.
 
@@ -302,19 +314,7 @@ def binary_version(binary: Path) -> str:
     """
     binary = Path(binary)
     check_executable(binary, "registry", "distribution registry", ImageError)
-    try:
-        result = subprocess.run(
-            [str(binary), "--version"],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=20,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ImageError(f"cannot run `{binary} --version`: {exc}") from exc
-    output = " ".join((result.stdout + " " + result.stderr).split())
+    output = " ".join(version_output(binary, ("--version",), ImageError).split())
     if "distribution" not in output.lower():
         shown = f"{output[:60]!r}" if output else "nothing"
         raise ImageError(

@@ -40,7 +40,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +55,7 @@ from regdeploy.image.build import (
     check_executable,
     say,
     shared_libraries,
+    version_output,
 )
 
 if TYPE_CHECKING:
@@ -161,21 +161,9 @@ def binary_version(name: str, binary: Path) -> str:
     binary = Path(binary)
     hint = f" (Debian: apt-get install {svc.package})"
     check_executable(binary, svc.what, svc.what, ServiceBinaryError, hint)
-    command = [str(binary), *svc.version_args]
+    output = version_output(binary, svc.version_args, ServiceBinaryError)
     try:
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=20,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ServiceBinaryError(f"cannot run `{' '.join(command)}`: {exc}") from exc
-    try:
-        return parse_version(name, result.stdout + "\n" + result.stderr, " ".join(command))
+        return parse_version(name, output, " ".join([str(binary), *svc.version_args]))
     except ServiceBinaryError as exc:
         raise ServiceBinaryError(f"{binary} is {exc}") from None
 
