@@ -15,7 +15,6 @@ Removes its container, network and directories at the end.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import subprocess
@@ -27,37 +26,17 @@ from pathlib import Path
 
 from common import REGDEPLOY, cli_env, local_inventory, remove_local, run
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+from deploytools import image_config, push_small_image
+
 from regdeploy.verify.registry_api import RegistryClient
 
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def push(api: RegistryClient, i: int) -> str:
-    def upload(data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        start = api.request("POST", "/v2/bench/gc/blobs/uploads/")
-        location = start.headers["location"]
-        path = location[location.index("/v2/") :]
-        sep = "&" if "?" in path else "?"
-        done = api.request("PUT", f"{path}{sep}digest={digest}", body=data,
-                           headers={"Content-Type": "application/octet-stream"})  # fmt: skip
-        assert done.status == 201, done
-        return digest
-
     layer = f"bench layer {i}\n".encode() * 64
-    rootfs = {"type": "layers", "diff_ids": [str(i)]}
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": rootfs})
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
-                   "digest": upload(config.encode())},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
-                    "digest": upload(layer)}],
-    }).encode()  # fmt: skip
-    headers = {"Content-Type": MANIFEST}
-    put = api.request("PUT", f"/v2/bench/gc/manifests/t{i}", body=manifest, headers=headers)
-    assert put.status == 201, put
-    return str(put.headers["docker-content-digest"])
+    return push_small_image(api, "bench/gc", layer, f"t{i}", image_config(diff_ids=[str(i)]))
 
 
 def timed_gc(inventory: Path, env: dict[str, str]) -> tuple[float, dict[str, float], dict[str, object]]:

@@ -9,7 +9,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,41 +119,53 @@ def changes(report: dict[str, Any]) -> list[tuple[str, str]]:
     return [(c["resource"], c["action"]) for c in report["hosts"]["localhost"]["changes"]]
 
 
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def image_config(created: str | None = None, diff_ids: Sequence[str] = ()) -> dict[str, Any]:
+    """An image config: *created* (what retention sorts by) and *diff_ids* make it one of its own."""
+    config: dict[str, Any] = {"architecture": "amd64", "os": "linux"}
+    if created is not None:
+        config["created"] = created
+    config["rootfs"] = {"type": "layers", "diff_ids": list(diff_ids)}
+    return config
+
+
+def upload_blob(api: RegistryClient, repo: str, data: bytes) -> str:
+    """A monolithic blob upload (POST, then PUT with the digest); the blob's digest."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = api.request("POST", f"/v2/{repo}/blobs/uploads/")
+    assert start.status == 202, start
+    location = start.headers["location"]
+    sep = "&" if "?" in location else "?"
+    path = location.split("://", 1)[-1]
+    path = path[path.index("/") :] if not location.startswith("/") else location
+    done = api.request("PUT", f"{path}{sep}digest={digest}", body=data,
+                       headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+    assert done.status == 201, done
+    return digest
+
+
 def push_small_image(
-    api: RegistryClient, repo: str, layer: bytes = b"regdeploy test layer", tag: str = "v1"
+    api: RegistryClient,
+    repo: str,
+    layer: bytes = b"regdeploy test layer",
+    tag: str = "v1",
+    config: Mapping[str, Any] | None = None,
 ) -> str:
-    """Push one blob (*layer*), a config and a manifest (as *tag*) through the HTTP API; return the
-    manifest digest."""
-
-    def upload(data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        start = api.request("POST", f"/v2/{repo}/blobs/uploads/")
-        assert start.status == 202, start
-        location = start.headers["location"]
-        sep = "&" if "?" in location else "?"
-        path = location.split("://", 1)[-1]
-        path = path[path.index("/") :] if not location.startswith("/") else location
-        done = api.request("PUT", f"{path}{sep}digest={digest}", body=data,
-                           headers={"Content-Type": "application/octet-stream"})  # fmt: skip
-        assert done.status == 201, done
-        return digest
-
-    config = json.dumps(
-        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
-    )
-    config_digest = upload(config.encode())
-    layer_digest = upload(layer)
+    """Push one blob (*layer*), a config (*config*, else :func:`image_config`'s) and a manifest (as
+    *tag*) through the HTTP API; return the manifest digest."""
+    config_data = json.dumps(image_config() if config is None else dict(config)).encode()
     manifest = json.dumps({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "mediaType": MANIFEST_V2,
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                   "size": len(config), "digest": config_digest},
+                   "size": len(config_data), "digest": upload_blob(api, repo, config_data)},
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                    "size": len(layer), "digest": layer_digest}],
+                    "size": len(layer), "digest": upload_blob(api, repo, layer)}],
     }).encode()  # fmt: skip
-    manifest_type = "application/vnd.docker.distribution.manifest.v2+json"
     put = api.request(
-        "PUT", f"/v2/{repo}/manifests/{tag}", body=manifest, headers={"Content-Type": manifest_type}
+        "PUT", f"/v2/{repo}/manifests/{tag}", body=manifest, headers={"Content-Type": MANIFEST_V2}
     )
     assert put.status == 201, put
     return put.headers["docker-content-digest"]

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from deploytools import image_config, push_small_image
 from lab import Lab, LabHost, lab_hosts
 
 from regdeploy.cli import cli
@@ -100,32 +101,8 @@ def fleet(lab: Lab, registry_image: str, work: Path) -> Iterator[Fleet]:
     f.run("down", "--purge-data", "--yes")
 
 
-def upload(api: RegistryClient, repo: str, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    start = api.request("POST", f"/v2/{repo}/blobs/uploads/")
-    assert start.status == 202, (start.status, start.body[:200])
-    location = start.headers["location"]
-    path = location[location.index("/v2/") :]
-    sep = "&" if "?" in path else "?"
-    done = api.request("PUT", f"{path}{sep}digest={digest}", body=data,
-                       headers={"Content-Type": "application/octet-stream"})  # fmt: skip
-    assert done.status == 201, done.status
-    return digest
-
-
 def push(api: RegistryClient, repo: str, layer: bytes) -> str:
-    config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "rootfs": {"type": "layers", "diff_ids": [repo]}}).encode()  # fmt: skip
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
-                   "digest": upload(api, repo, config)},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
-                    "digest": upload(api, repo, layer)}],
-    }).encode()  # fmt: skip
-    put = api.request("PUT", f"/v2/{repo}/manifests/v1", body=manifest, headers={"Content-Type": MANIFEST})
-    assert put.status == 201, put.status
-    return put.headers["docker-content-digest"]
+    return push_small_image(api, repo, layer, "v1", image_config(diff_ids=[repo]))
 
 
 def pulls(api: RegistryClient, repo: str, digest: str) -> None:

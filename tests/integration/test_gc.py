@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from deploytools import Deployment, deployment
+from deploytools import Deployment, deployment, image_config, push_small_image
 
 from regdeploy.verify.registry_api import RegistryClient
 
@@ -21,30 +21,8 @@ MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def push(api: RegistryClient, repo: str, tag: str, layer: bytes) -> str:
-    def upload(data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        start = api.request("POST", f"/v2/{repo}/blobs/uploads/")
-        assert start.status == 202, start
-        location = start.headers["location"]
-        path = location[location.index("/v2/") :]
-        sep = "&" if "?" in path else "?"
-        done = api.request("PUT", f"{path}{sep}digest={digest}", body=data,
-                           headers={"Content-Type": "application/octet-stream"})  # fmt: skip
-        assert done.status == 201, done
-        return digest
-
-    config = json.dumps({"architecture": "amd64", "os": "linux", "created": f"2026-01-01T00:00:0{len(tag)}Z",
-                         "rootfs": {"type": "layers", "diff_ids": [tag]}}).encode()  # fmt: skip
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
-                   "digest": upload(config)},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
-                    "digest": upload(layer)}],
-    }).encode()  # fmt: skip
-    put = api.request("PUT", f"/v2/{repo}/manifests/{tag}", body=manifest, headers={"Content-Type": MANIFEST})
-    assert put.status == 201, put
-    return put.headers["docker-content-digest"]
+    config = image_config(created=f"2026-01-01T00:00:0{len(tag)}Z", diff_ids=[tag])
+    return push_small_image(api, repo, layer, tag, config)
 
 
 def pulls(api: RegistryClient, repo: str, tag: str) -> str | None:

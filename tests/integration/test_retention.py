@@ -5,12 +5,11 @@ exactly those 4 remain; a second run deletes nothing; a registry without deletes
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from typing import Any
 
 import pytest
-from deploytools import Deployment, deployment
+from deploytools import Deployment, deployment, image_config, push_small_image
 
 from regdeploy.verify.registry_api import RegistryClient
 
@@ -23,36 +22,9 @@ RULES = [{"repositories": "team/*", "keep_last": 3, "keep_tags": ["latest"]}]
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
-def upload(api: RegistryClient, repo: str, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    if api.request("HEAD", f"/v2/{repo}/blobs/{digest}").status == 200:
-        return digest
-    start = api.request("POST", f"/v2/{repo}/blobs/uploads/")
-    assert start.status == 202, start
-    location = start.headers["location"]
-    path = location if location.startswith("/") else "/" + location.split("://", 1)[-1].split("/", 1)[1]
-    sep = "&" if "?" in path else "?"
-    done = api.request("PUT", f"{path}{sep}digest={digest}", body=data,
-                       headers={"Content-Type": "application/octet-stream"})  # fmt: skip
-    assert done.status == 201, done
-    return digest
-
-
 def push(api: RegistryClient, repo: str, tag: str, created: str) -> str:
     """An image whose config says it was *created* then; returns its manifest digest."""
-    layer = b"regdeploy retention test layer"
-    config = json.dumps({"architecture": "amd64", "os": "linux", "created": created,
-                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()  # fmt: skip
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
-                   "digest": upload(api, repo, config)},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
-                    "digest": upload(api, repo, layer)}],
-    }).encode()  # fmt: skip
-    put = api.request("PUT", f"/v2/{repo}/manifests/{tag}", body=manifest, headers={"Content-Type": MANIFEST})
-    assert put.status == 201, put
-    return put.headers["docker-content-digest"]
+    return push_small_image(api, repo, b"regdeploy retention test layer", tag, image_config(created=created))
 
 
 def registry_tags(api: RegistryClient, repo: str = REPO) -> set[str]:
