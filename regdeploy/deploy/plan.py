@@ -64,6 +64,10 @@ class Plan:
         found = self.of_kind("container")
         return found[0] if found else None
 
+    def unit_change(self, name: str) -> Change | None:
+        """What the plan does to container *name*, if anything."""
+        return next((c for c in self.of_kind("container") if c.target == name), None)
+
 
 def wanted_for(
     spec: RegistrySpec, rendered: Rendered, images: Mapping[str, str | None], sidecar_image: str = ""

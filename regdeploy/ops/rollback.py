@@ -67,7 +67,7 @@ def rollback_host(job: HostJob, state_root: Path, masker: Masker, progress: Prog
         from regdeploy.ops.drain import drained
 
         # A replica behind balancers is drained while its registry goes, as `up` does.
-        goes = any(c.target == spec.name for c in plan.of_kind("container"))
+        goes = plan.unit_change(spec.name) is not None
         with drained(job.name, spec.cluster_view if goes else None, say):
             apply_plan(transport, spec, rendered, plan, wanted, ca, say, masker.mask,
                        obtain_image=image_provider(transport, job.vars, say, job.sidecar_image))  # fmt: skip

@@ -202,13 +202,13 @@ def up_host(
             plan = _masked(plan, masker)
         if plan.changed:
             preflight(transport, job.spec, job.units, facts, adopt)
-            if not check and _switches_registry(plan, job.spec):
+            if not check and _registry_action(plan, job.spec) in STARTS:
                 _storage_ready(job, say)
         if not check:
             from regdeploy.ops.drain import drained
 
             ca = job.materials.tls.ca_cert if job.materials.tls else None
-            view = job.spec.cluster_view if _replaces_registry(plan, job.spec) else None
+            view = job.spec.cluster_view if _registry_action(plan, job.spec) in GOES else None
             with drained(job.name, view, say):
                 previous = _apply(job, transport, plan, wanted, ca, say, masker)
             if generations is not None and plan.changed:
@@ -245,19 +245,15 @@ def _masked(plan: Plan, masker: Masker) -> Plan:
     return dataclasses.replace(plan, changes=changes)
 
 
-def _replaces_registry(plan: Plan, spec: RegistrySpec) -> bool:
-    """Whether the running registry container goes away in *plan* (a balancer must drain it)."""
-    return any(
-        c.target == spec.name and c.action in ("recreate", "adopt", "remove")
-        for c in plan.of_kind("container")
-    )
+# What the registry container's change means: it goes away (a balancer drains it first), or a
+# container starts on the storage (the storage must be writable first).
+GOES = ("recreate", "adopt", "remove", "restart")
+STARTS = ("create", "recreate", "adopt")
 
 
-def _switches_registry(plan: Plan, spec: RegistrySpec) -> bool:
-    return any(
-        c.target == spec.name and c.action in ("create", "recreate", "adopt")
-        for c in plan.of_kind("container")
-    )
+def _registry_action(plan: Plan, spec: RegistrySpec) -> str | None:
+    change = plan.unit_change(spec.name)
+    return change.action if change else None
 
 
 def _storage_ready(job: HostJob, say: Callable[[str], None]) -> None:

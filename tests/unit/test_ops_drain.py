@@ -100,3 +100,28 @@ def test_the_replica_is_made_ready_even_when_the_block_fails() -> None:
     with pytest.raises(RuntimeError), drain.drained("reg1", view("lb1"), lambda s: None, lambda a: admin):
         raise RuntimeError("apply failed")
     assert admin.log[-1] == "set server replicas/reg1 state ready"
+
+
+def test_a_restart_or_replacement_of_the_registry_is_drained_a_creation_is_storage_checked() -> None:
+    from regdeploy.deploy.plan import Change, Plan
+    from regdeploy.ops.run import GOES, STARTS, _registry_action
+    from regdeploy.spec.registry import RegistrySpec
+
+    spec = RegistrySpec(host="reg1")
+    for action, drains, checks in (
+        ("restart", True, False), ("recreate", True, True), ("create", False, True), ("remove", True, False),
+    ):  # fmt: skip
+        plan = Plan(
+            "reg1",
+            (
+                Change("container", "registry-redis", "create", "x"),
+                Change("container", "registry", action, "x"),
+            ),
+        )
+        assert (_registry_action(plan, spec) in GOES, _registry_action(plan, spec) in STARTS) == (
+            drains,
+            checks,
+        )
+    assert (
+        _registry_action(Plan("reg1", (Change("container", "registry-lb", "recreate", "x"),)), spec) is None
+    )
