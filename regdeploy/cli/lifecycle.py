@@ -214,10 +214,11 @@ def status(inventory: Path | None, limit: str | None, forks: int, as_json: bool,
     """
     from regdeploy.ops.fanout import fan_out
     from regdeploy.ops.run import prepare
-    from regdeploy.ops.status import host_status, print_status
+    from regdeploy.ops.status import ClusterHealth, host_status, print_status
 
     run = prepare(inventory, limit, connect_vars(connect_timeout, accept_new_host_keys), render_files=False)
-    results = fan_out(run.jobs, lambda j: j.name, host_status, forks)
+    clusters = ClusterHealth()  # one probe of each cluster, shown on each of its hosts
+    results = fan_out(run.jobs, lambda j: j.name, lambda j: host_status(j, clusters), forks)
     payload = {
         "ok": all(not isinstance(r, Exception) and r.get("running") for r in results.values()),
         "hosts": {

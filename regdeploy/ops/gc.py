@@ -144,20 +144,18 @@ def gc_cluster(
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Collected | RegdeployError]:
     """One cluster's sequence (module docstring); every member's result."""
-    from regdeploy.ops.run import host_error, up_host
+    from regdeploy.ops.readonly import switch
+    from regdeploy.ops.rollout import rolling_order
+    from regdeploy.ops.run import host_error
     from regdeploy.transport import open_transport
 
-    order = sorted(members, key=lambda j: not j.spec.redis_here)
+    order = rolling_order(members)
     first = order[0]
     view = first.spec.cluster_view
     assert view is not None
     if first.spec.readonly:  # the replicas agree on it (spec.cluster checks)
         why = HostError(f"{first.name}: storage.readonly is true in the inventory: gc would leave it so")
         return {j.name: why for j in members}
-
-    def switch(job: HostJob, readonly: bool) -> None:
-        target = dataclasses.replace(job, spec=dataclasses.replace(job.spec, readonly=readonly))
-        up_host(target, False, False, False, progress, masker)
 
     started = time.monotonic()
     switched: list[HostJob] = []
@@ -171,7 +169,7 @@ def gc_cluster(
             progress(job.name, f"read-only for gc of cluster {view.name}: pushes are refused until done")
             current = job
             switched.append(job)  # made writable again below even if this switch fails half way
-            switch(job, True)
+            switch(job, True, masker, progress)
         current = first
         progress(first.name, f"every replica of cluster {view.name} is read-only")
         transport = open_transport(first.name, first.vars, lambda m: progress(first.name, m))
@@ -194,7 +192,7 @@ def gc_cluster(
                 sleep(view.settle)
             progress(job.name, "writable again")
             try:
-                switch(job, False)
+                switch(job, False, masker, progress)
             except RegdeployError as exc:
                 errors.setdefault(job.name, host_error(job.name, exc, masker))
     out: dict[str, Collected | RegdeployError] = {}

@@ -21,8 +21,14 @@ def read_only(job: HostJob, masker: Masker, progress: Progress, why: str, after:
     readonly = dataclasses.replace(job, spec=dataclasses.replace(job.spec, readonly=True))
     try:
         progress(job.name, why)
-        up_host(readonly, False, False, False, progress, masker)
+        switch(job, True, masker, progress)
         yield readonly
     finally:
         progress(job.name, after)
-        up_host(job, False, False, False, progress, masker)
+        switch(job, False, masker, progress)
+
+
+def switch(job: HostJob, readonly: bool, masker: Masker, progress: Progress) -> None:
+    """Converge the host with its registry read-only (or back to writable): a health-gated `up`."""
+    spec = dataclasses.replace(job.spec, readonly=readonly) if readonly else job.spec
+    up_host(dataclasses.replace(job, spec=spec), False, False, False, progress, masker)

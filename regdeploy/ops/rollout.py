@@ -35,6 +35,11 @@ def _batch_size(members: Sequence[HostJob], serial: int | None) -> int:
     return max(size, 1)
 
 
+def rolling_order(members: Sequence[HostJob]) -> list[HostJob]:
+    """A cluster's replicas in the order they are switched: the host running the shared cache first."""
+    return sorted(members, key=lambda j: not j.spec.redis_here)
+
+
 def waves(jobs: Sequence[HostJob], serial: int | None = None) -> list[list[HostJob]]:
     """The targeted hosts in the order `up` converges them (each inner list runs in parallel)."""
 
@@ -58,7 +63,7 @@ def waves(jobs: Sequence[HostJob], serial: int | None = None) -> list[list[HostJ
     elif standalone:
         out = [list(standalone)]
     for members in clusters.values():
-        members.sort(key=lambda j: not j.spec.redis_here)  # the shared cache first
+        members = rolling_order(members)
         size = _batch_size(members, serial)
         for n, start in enumerate(range(0, len(members), size)):
             while len(out) <= n:

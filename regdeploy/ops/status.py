@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +16,10 @@ from regdeploy.transport.address import host_port
 
 if TYPE_CHECKING:
     from regdeploy.ops.run import HostJob
-    from regdeploy.spec.cluster import Backend
+    from regdeploy.spec.cluster import Backend, ClusterView
 
 
-def host_status(job: HostJob) -> dict[str, Any]:
+def host_status(job: HostJob, clusters: ClusterHealth | None = None) -> dict[str, Any]:
     spec = job.spec
     transport = open_transport(job.name, job.vars)
     try:
@@ -58,7 +59,7 @@ def host_status(job: HostJob) -> dict[str, Any]:
             out["repositories"] = _repositories(job, transport.address)
         out["metrics"] = _metrics(job, transport.address) if spec.metrics and out["running"] else None
         out["storage"] = spec.storage.describe(spec.data_dir) if spec.serves else None
-        out["cluster"] = _cluster(job)
+        out["cluster"] = (clusters or ClusterHealth()).of(job)
         return out
     finally:
         transport.close()
@@ -75,14 +76,26 @@ def _health(address: str, port: int, ca: bytes | None) -> str:
     return "up" if code == 200 else f"down (GET / answers {code})"
 
 
-def _cluster(job: HostJob) -> dict[str, Any] | None:
-    """A cluster's members and balancers as this machine sees them: each replica directly, and
-    each balancer's answer (it answers while one replica passes its checks)."""
-    view = job.spec.cluster_view
-    if view is None:
-        return None
-    ca = job.materials.tls.ca_cert if job.materials.tls else None
+class ClusterHealth:
+    """A cluster's members and balancers as this machine sees them — each replica directly, and each
+    balancer's answer (it answers while one replica passes its checks) — probed once per run, however
+    many of the cluster's hosts `status` shows (hosts run in parallel: the first one probes)."""
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, dict[str, Any]] = {}
+
+    def of(self, job: HostJob) -> dict[str, Any] | None:
+        view = job.spec.cluster_view
+        if view is None:
+            return None
+        with self._lock:
+            if view.name not in self._seen:
+                self._seen[view.name] = _probe(view, job.materials.tls.ca_cert if job.materials.tls else None)
+            return self._seen[view.name]
+
+
+def _probe(view: ClusterView, ca: bytes | None) -> dict[str, Any]:
     def row(b: Backend) -> dict[str, str]:
         health = _health(b.address, b.port, ca)
         return {"host": b.host, "address": host_port(b.address, b.port), "health": health}
