@@ -13,7 +13,8 @@ import socket
 from regdeploy.errors import HostError
 
 
-def _command(*parts: str) -> bytes:
+def command(*parts: str) -> bytes:
+    """One RESP command: an array of bulk strings."""
     out = [f"*{len(parts)}\r\n".encode()]
     for part in parts:
         data = part.encode()
@@ -39,7 +40,7 @@ def flush(addr: str, password: str | None, db: int, timeout: float = 5.0) -> Non
     try:
         with socket.create_connection((host, int(port)), timeout=timeout) as stream:
             for step in steps:
-                stream.sendall(_command(*step))
+                stream.sendall(command(*step))
                 answer = _answer(stream)
                 if not answer.startswith("+"):
                     raise HostError(f"redis at {addr}: {step[0]} answered {answer[:120]!r}")

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from regdeploy.image.build import LABEL_BUILT_FROM, LABEL_VERSION, image_id
 from regdeploy.image.services import binary_version, build_service_image
+from regdeploy.storage.redis import command
 
 pytestmark = pytest.mark.integration
 
@@ -147,14 +148,6 @@ def _assert_hardened(container: Any) -> None:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _resp_command(*args: str) -> bytes:
-    out = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        data = arg.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
 def _resp_reply(reader: io.BufferedReader) -> str | int | None:
     line = reader.readline()
     if not line.endswith(b"\r\n"):
@@ -173,7 +166,7 @@ def _resp_reply(reader: io.BufferedReader) -> str | int | None:
 def _redis(port: int, *commands: tuple[str, ...]) -> list[str | int | None]:
     """Send *commands* on one connection; return one reply each."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"".join(_resp_command(*c) for c in commands))
+        sock.sendall(b"".join(command(*c) for c in commands))
         with sock.makefile("rb") as reader:
             return [_resp_reply(reader) for _ in commands]  # type: ignore[arg-type]
 

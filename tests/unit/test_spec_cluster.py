@@ -228,9 +228,9 @@ def test_gc_of_part_of_a_cluster_is_refused_before_any_host_is_touched(tmp_path:
 
 
 def test_redis_commands_are_resp_arrays() -> None:
-    from regdeploy.storage.redis import _command
+    from regdeploy.storage.redis import command
 
-    assert _command("AUTH", "pässword") == b"*2\r\n$4\r\nAUTH\r\n$9\r\np\xc3\xa4ssword\r\n"
+    assert command("AUTH", "pässword") == b"*2\r\n$4\r\nAUTH\r\n$9\r\np\xc3\xa4ssword\r\n"
 
 
 def test_a_diff_of_config_yml_never_shows_the_s3_keys(tmp_path: Path) -> None:
