@@ -36,7 +36,9 @@ def gc_command(inventory: Path | None, limit: str | None, forks: int, as_json: b
     Each switch restarts the registry (about a second). A cluster's replicas
     share one storage: all go read-only one at a time (drained at the
     balancers, so pulls through them keep working), garbage-collect runs
-    once, the shared redis cache is flushed. Interrupted, the next
+    once, the shared redis cache is flushed. On S3 storage gc also
+    deletes uploads started over a week ago (the registry's own upload
+    purger is off there: it crashes on SeaweedFS). Interrupted, the next
     `gc` or `up` makes it writable again. Delete tags first (`regdeploy
     retention`, or the API): gc frees what nothing references any more.
 
@@ -73,7 +75,9 @@ def gc_command(inventory: Path | None, limit: str | None, forks: int, as_json: b
                 f", {h['freed'] / 2**20:.1f} MiB freed" if h["freed"] is not None and not h["dry_run"] else ""
             )
             where = f" (cluster {h['cluster']}, on {h['ran_on']})" if h.get("cluster") else ""
-            click.secho(f"{name}: {h['blobs']} blobs {what}{freed} in {h['seconds']:g}s{where}", fg="green")
+            stale = f", {h['uploads']} stale uploads {what}" if h.get("uploads") else ""
+            line = f"{name}: {h['blobs']} blobs {what}{stale}{freed} in {h['seconds']:g}s{where}"
+            click.secho(line, fg="green")
     sys.exit(EXIT_OK if payload["ok"] else EXIT_FAILED)
 
 

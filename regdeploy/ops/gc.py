@@ -56,6 +56,7 @@ class Collected:
     seconds: float
     cluster: str | None = None  # the cluster whose storage this was
     ran_on: str | None = None  # the replica garbage-collect ran on
+    uploads: int = 0  # S3: stale uploads deleted (or, in a dry run, found)
 
     @property
     def freed(self) -> int | None:
@@ -66,7 +67,7 @@ class Collected:
     def as_json(self) -> dict[str, Any]:
         return {"blobs": self.blobs, "bytes_before": self.bytes_before, "bytes_after": self.bytes_after,
                 "freed": self.freed, "dry_run": self.dry_run, "seconds": round(self.seconds, 1),
-                "cluster": self.cluster, "ran_on": self.ran_on}  # fmt: skip
+                "cluster": self.cluster, "ran_on": self.ran_on, "uploads": self.uploads}  # fmt: skip
 
 
 def count_blobs(log: str, dry_run: bool) -> int:
@@ -90,6 +91,24 @@ def _flush_cache(job: HostJob, say: Callable[[str], None], blobs: int) -> None:
             f"{exc}: {blobs} blobs were collected but the redis cache was NOT flushed: run FLUSHDB on db "
             f"{cache.db} there before pushing any collected layer again"
         ) from None
+
+
+def _purge_uploads(job: HostJob, dry_run: bool, say: Callable[[str], None]) -> int:
+    """S3 only: the uploads started over a week ago, deleted (dry run: counted). The registry's own
+    purger is off on S3 (storage/uploads.py says why); the read-only window is a safe time."""
+    from datetime import UTC, datetime
+
+    from regdeploy.storage.target import s3_target
+    from regdeploy.storage.uploads import delete, find_stale
+
+    target = s3_target(job.spec, job.materials)
+    if target is None:
+        return 0
+    found = find_stale(target, datetime.now(UTC))
+    if found and not dry_run:
+        say(f"deleting {len(found)} uploads started over a week ago ({sum(u.size for u in found)} bytes)")
+        delete(target, found)
+    return len(found)
 
 
 def _stored_bytes(job: HostJob, transport: Transport) -> int | None:
@@ -178,12 +197,14 @@ def gc_cluster(
             ro = dataclasses.replace(ro, spec=dataclasses.replace(ro.spec, readonly=True))
             before = _stored_bytes(first, transport)
             log = _collect(transport, ro, dry_run, untagged, lambda m: progress(first.name, m), masker)
+            uploads = _purge_uploads(first, dry_run, lambda m: progress(first.name, m))
             after = _stored_bytes(first, transport)
         finally:
             transport.close()
         if not dry_run:
             _flush_cache(first, lambda m: progress(first.name, m), count_blobs(log, dry_run))
-        collected = Collected(count_blobs(log, dry_run), before, after, dry_run, 0.0, view.name, first.name)
+        blobs = count_blobs(log, dry_run)
+        collected = Collected(blobs, before, after, dry_run, 0.0, view.name, first.name, uploads)
     except RegdeployError as exc:
         errors[current.name] = host_error(current.name, exc, masker)
     finally:
@@ -226,12 +247,14 @@ def gc_host(job: HostJob, dry_run: bool, untagged: bool, masker: Masker, progres
         with read_only(job, masker, progress, why, after) as readonly:
             before = _stored_bytes(job, transport)
             log = _collect(transport, readonly, dry_run, untagged, say, masker)
+            uploads = _purge_uploads(job, dry_run, say)
             after_bytes = _stored_bytes(job, transport)
             if not dry_run:
                 _flush_cache(job, say, count_blobs(log, dry_run))
     finally:
         transport.close()
-    return Collected(count_blobs(log, dry_run), before, after_bytes, dry_run, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    return Collected(count_blobs(log, dry_run), before, after_bytes, dry_run, seconds, uploads=uploads)
 
 
 def _collect(

@@ -34,27 +34,14 @@ def check_writable(spec: RegistrySpec, materials: HostMaterials) -> float | None
     return None if target is None else probe(target, write=True)
 
 
-def bucket_bytes(spec: RegistrySpec, materials: HostMaterials, limit_pages: int = 1000) -> int | None:
-    """Bytes stored under the registry's root directory (a paged ListObjectsV2); None without S3."""
-    import xml.etree.ElementTree as ET
-
-    from regdeploy.storage.s3probe import request
+def bucket_bytes(spec: RegistrySpec, materials: HostMaterials) -> int | None:
+    """Bytes stored under the registry's root directory; None without S3 or past a million objects."""
+    from regdeploy.storage.listing import TooManyObjects, list_objects
 
     target = s3_target(spec, materials)
     if target is None:
         return None
-    total, token = 0, ""
-    for _ in range(limit_pages):
-        query = {"list-type": "2", "max-keys": "1000"}
-        if target.prefix:
-            query["prefix"] = target.prefix
-        if token:
-            query["continuation-token"] = token
-        root = ET.fromstring(request(target, "GET", query=query, timeout=30.0))
-        for el in root.iter():
-            if el.tag.rsplit("}", 1)[-1] == "Size" and el.text:
-                total += int(el.text)
-        token = next((el.text or "" for el in root.iter() if el.tag.endswith("NextContinuationToken")), "")
-        if not token:
-            return total
-    return None
+    try:
+        return sum(obj.size for obj in list_objects(target, target.prefix, limit_pages=1000))
+    except TooManyObjects:
+        return None

@@ -74,6 +74,7 @@ def test_config_is_valid_yaml_with_the_settings() -> None:
     assert endpoint["headers"] == {"Authorization": [TOKEN]}
     assert endpoint["ignore"]["actions"] == ["pull"]
     assert set(config["storage"]) == {"filesystem", "delete", "maintenance", "cache"}  # 2.8: one driver only
+    assert config["storage"]["maintenance"] == {"readonly": {"enabled": False}}  # the purger stays on
 
 
 def test_quoting_blocks_yaml_injection() -> None:
