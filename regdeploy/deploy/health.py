@@ -131,10 +131,21 @@ def log_tail(
     except RegdeployError:
         return ""
     all_lines = text.splitlines()
-    # A Go panic is followed by a long stack trace: its first line is what the user needs.
+    # A Go panic is followed by a long stack trace: its first line, and the frame that panicked
+    # (function, then file:line), are what the user and a bug report need.
     wanted = [ln for ln in all_lines if ln.startswith(("panic:", "fatal")) or "level=fatal" in ln
               or "level=error" in ln]  # fmt: skip
-    chosen = (wanted or all_lines)[-lines:]
+    chosen = (wanted or all_lines)[-lines:] + panic_frame(all_lines)
     if not chosen:
         return ""
     return f"\n  {name or container} log:\n    " + "\n    ".join(mask(line)[:300] for line in chosen)
+
+
+def panic_frame(lines: list[str]) -> list[str]:
+    """The panicking goroutine's top frame of a Go panic (``in FUNC`` and ``at FILE:LINE``), or []."""
+    for k, line in enumerate(lines):
+        if line.startswith("goroutine ") and line.rstrip().endswith("[running]:") and k + 2 < len(lines):
+            func = lines[k + 1].strip()
+            where = lines[k + 2].strip().split(" +0x")[0]
+            return [f"in {func.split('(')[0]}", f"at {where}"]
+    return []
