@@ -93,9 +93,10 @@ def _flush_cache(job: HostJob, say: Callable[[str], None], blobs: int) -> None:
         ) from None
 
 
-def _purge_uploads(job: HostJob, dry_run: bool, say: Callable[[str], None]) -> int:
+def _purge_uploads(job: HostJob, dry_run: bool, say: Callable[[str], None], blobs: int) -> int:
     """S3 only: the uploads started over a week ago, deleted (dry run: counted). The registry's own
-    purger is off on S3 (storage/uploads.py says why); the read-only window is a safe time."""
+    purger is off on S3 (storage/uploads.py says why); the read-only window is a safe time. Runs
+    after the cache flush: its failure (HostError) must not leave the cache stale."""
     from datetime import UTC, datetime
 
     from regdeploy.storage.target import s3_target
@@ -104,10 +105,14 @@ def _purge_uploads(job: HostJob, dry_run: bool, say: Callable[[str], None]) -> i
     target = s3_target(job.spec, job.materials)
     if target is None:
         return 0
-    found = find_stale(target, datetime.now(UTC))
-    if found and not dry_run:
-        say(f"deleting {len(found)} uploads started over a week ago ({sum(u.size for u in found)} bytes)")
-        delete(target, found)
+    try:
+        found = find_stale(target, datetime.now(UTC))
+        if found and not dry_run:
+            say(f"deleting {len(found)} uploads started over a week ago ({sum(u.size for u in found)} bytes)")
+            delete(target, found)
+    except RegdeployError as exc:
+        done = f"{blobs} blobs were collected and the cache is clear, but " if not dry_run else ""
+        raise HostError(f"{done}stale uploads could not be purged: {exc}") from None
     return len(found)
 
 
@@ -196,13 +201,14 @@ def gc_cluster(
             ro = first.on_host(transport.identity())
             ro = dataclasses.replace(ro, spec=dataclasses.replace(ro.spec, readonly=True))
             before = _stored_bytes(first, transport)
-            log = _collect(transport, ro, dry_run, untagged, lambda m: progress(first.name, m), masker)
-            uploads = _purge_uploads(first, dry_run, lambda m: progress(first.name, m))
+            say = lambda m: progress(first.name, m)  # noqa: E731
+            log = _collect(transport, ro, dry_run, untagged, say, masker)
+            if not dry_run:
+                _flush_cache(first, say, count_blobs(log, dry_run))
+            uploads = _purge_uploads(first, dry_run, say, count_blobs(log, dry_run))
             after = _stored_bytes(first, transport)
         finally:
             transport.close()
-        if not dry_run:
-            _flush_cache(first, lambda m: progress(first.name, m), count_blobs(log, dry_run))
         blobs = count_blobs(log, dry_run)
         collected = Collected(blobs, before, after, dry_run, 0.0, view.name, first.name, uploads)
     except RegdeployError as exc:
@@ -247,10 +253,10 @@ def gc_host(job: HostJob, dry_run: bool, untagged: bool, masker: Masker, progres
         with read_only(job, masker, progress, why, after) as readonly:
             before = _stored_bytes(job, transport)
             log = _collect(transport, readonly, dry_run, untagged, say, masker)
-            uploads = _purge_uploads(job, dry_run, say)
-            after_bytes = _stored_bytes(job, transport)
             if not dry_run:
                 _flush_cache(job, say, count_blobs(log, dry_run))
+            uploads = _purge_uploads(job, dry_run, say, count_blobs(log, dry_run))
+            after_bytes = _stored_bytes(job, transport)
     finally:
         transport.close()
     seconds = time.monotonic() - started

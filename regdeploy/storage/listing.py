@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from regdeploy.storage.s3probe import S3Target, StorageError, request
 
@@ -27,9 +27,10 @@ def _local(tag: str) -> str:
 
 def _modified(text: str) -> datetime | None:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)  # S3 speaks UTC
 
 
 def list_objects(target: S3Target, prefix: str = "", limit_pages: int = 100_000) -> Iterator[S3Object]:
@@ -42,7 +43,14 @@ def list_objects(target: S3Target, prefix: str = "", limit_pages: int = 100_000)
             query["prefix"] = prefix
         if token:
             query["continuation-token"] = token
-        root = ET.fromstring(request(target, "GET", query=query, timeout=30.0))
+        body = request(target, "GET", query=query, timeout=30.0)
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError:
+            raise StorageError(
+                f"S3 at {target.endpoint} bucket '{target.bucket}': the object listing is not XML "
+                f"({len(body)} bytes): is this an S3 endpoint?"
+            ) from None
         for item in root:
             if _local(item.tag) != "Contents":
                 continue

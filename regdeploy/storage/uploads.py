@@ -19,7 +19,6 @@ from regdeploy.storage.listing import S3Object, list_objects
 from regdeploy.storage.s3probe import S3Target, request
 
 MAX_AGE = timedelta(days=7)  # the registry's uploadpurging.age default (168h)
-_MARKER = "/_uploads/"
 
 
 @dataclass(frozen=True)
@@ -30,16 +29,21 @@ class Upload:
     size: int
 
 
-def group_uploads(objects: Iterable[S3Object]) -> list[Upload]:
-    """The objects under ``…/_uploads/UUID/`` grouped by upload; started is ``startedat``'s
+def group_uploads(objects: Iterable[S3Object], root: str) -> list[Upload]:
+    """The objects under ``ROOT REPO/_uploads/UUID/`` grouped by upload, where *root* is the full
+    key prefix of the repositories (``…docker/registry/v2/repositories/``). Only the first path
+    component starting with ``_`` counts, and it must be ``_uploads`` after a repository name: a tag
+    named ``_uploads`` (``REPO/_manifests/tags/_uploads/…``) is no upload. started is ``startedat``'s
     LastModified, or the newest of the upload's objects when it has none."""
     grouped: dict[str, list[S3Object]] = {}
     for obj in objects:
-        head, marker, rest = obj.key.partition(_MARKER)
-        uuid = rest.split("/", 1)[0]
-        if not marker or not uuid or "/repositories/" not in head + "/":
+        if not obj.key.startswith(root):
             continue
-        grouped.setdefault(f"{head}{marker}{uuid}/", []).append(obj)
+        parts = obj.key[len(root) :].split("/")
+        at = next((k for k, part in enumerate(parts) if part.startswith("_")), None)
+        if at is None or at == 0 or parts[at] != "_uploads" or len(parts) < at + 3 or not parts[at + 1]:
+            continue
+        grouped.setdefault(root + "/".join(parts[: at + 2]) + "/", []).append(obj)
     uploads = []
     for directory, objs in sorted(grouped.items()):
         stamps = [o.modified for o in objs if o.key == directory + "startedat" and o.modified]
@@ -55,9 +59,8 @@ def stale(uploads: Iterable[Upload], now: datetime, max_age: timedelta = MAX_AGE
 
 
 def find_stale(target: S3Target, now: datetime, max_age: timedelta = MAX_AGE) -> list[Upload]:
-    return stale(
-        group_uploads(list_objects(target, f"{target.prefix}docker/registry/v2/repositories/")), now, max_age
-    )
+    root = f"{target.prefix}docker/registry/v2/repositories/"
+    return stale(group_uploads(list_objects(target, root), root), now, max_age)
 
 
 def delete(target: S3Target, uploads: Iterable[Upload]) -> int:
