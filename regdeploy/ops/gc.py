@@ -93,10 +93,11 @@ def _flush_cache(job: HostJob, say: Callable[[str], None], blobs: int) -> None:
         ) from None
 
 
-def _purge_uploads(job: HostJob, dry_run: bool, say: Callable[[str], None], blobs: int) -> int:
-    """S3 only: the uploads started over a week ago, deleted (dry run: counted). The registry's own
-    purger is off on S3 (storage/uploads.py says why); the read-only window is a safe time. Runs
-    after the cache flush: its failure (HostError) must not leave the cache stale."""
+def _purge_uploads(job: HostJob, dry_run: bool, say: Callable[[str], None], blobs: int) -> tuple[int, int]:
+    """S3 only: the uploads started over a week ago, deleted (dry run: counted); how many and their
+    bytes. The registry's own purger is off on S3 (storage/uploads.py says why); the read-only
+    window is a safe time. Runs after the cache flush: its failure (HostError) must not leave the
+    cache stale."""
     from datetime import UTC, datetime
 
     from regdeploy.storage.target import s3_target
@@ -104,25 +105,75 @@ def _purge_uploads(job: HostJob, dry_run: bool, say: Callable[[str], None], blob
 
     target = s3_target(job.spec, job.materials)
     if target is None:
-        return 0
+        return 0, 0
     try:
         found = find_stale(target, datetime.now(UTC))
+        size = sum(u.size for u in found)
         if found and not dry_run:
-            say(f"deleting {len(found)} uploads started over a week ago ({sum(u.size for u in found)} bytes)")
+            say(f"deleting {len(found)} uploads started over a week ago ({size} bytes)")
             delete(target, found)
     except RegdeployError as exc:
         done = f"{blobs} blobs were collected and the cache is clear, but " if not dry_run else ""
         raise HostError(f"{done}stale uploads could not be purged: {exc}") from None
-    return len(found)
+    return len(found), size
 
 
-def _stored_bytes(job: HostJob, transport: Transport) -> int | None:
-    """What the registry's storage holds: the data dir, or the bucket under its root directory."""
-    if job.spec.storage.s3 is not None:
-        from regdeploy.storage.target import bucket_bytes
+@dataclass(frozen=True)
+class Usage:
+    total: int | None  # bytes the storage holds; None when unknown
+    sizes: dict[str, int] | None = None  # S3: every key's size, to add up what gc deleted
 
-        return bucket_bytes(job.spec, job.materials)
-    return transport.dir_size(job.spec.data_dir)
+
+def _usage(job: HostJob, transport: Transport) -> Usage:
+    """What the registry's storage holds: the data dir, or every object under the bucket's root
+    directory."""
+    from regdeploy.storage.target import s3_target
+
+    target = s3_target(job.spec, job.materials)
+    if target is None:
+        return Usage(transport.dir_size(job.spec.data_dir))
+    from regdeploy.storage.listing import TooManyObjects, list_objects
+
+    try:
+        sizes = {obj.key: obj.size for obj in list_objects(target, target.prefix, limit_pages=1000)}
+    except TooManyObjects:
+        return Usage(None)
+    return Usage(sum(sizes.values()), sizes)
+
+
+def _bytes_after(
+    job: HostJob, transport: Transport, before: Usage, log: str, dry_run: bool, uploads: int
+) -> int | None:
+    """The storage's bytes after gc. On S3 they are the bytes before less the deleted blobs' (sizes
+    from the listing before) and the purged uploads': a listing after would not do, SeaweedFS goes
+    on listing deleted keys for a while."""
+    if before.sizes is None:
+        return None if before.total is None else transport.dir_size(job.spec.data_dir)
+    if dry_run or before.total is None:
+        return before.total
+    from regdeploy.storage.target import s3_target
+
+    target = s3_target(job.spec, job.materials)
+    assert target is not None
+    blobs = f"{target.prefix}docker/registry/v2/blobs/"
+    return before.total - collected_bytes(before.sizes, blobs, log) - uploads
+
+
+def collected_bytes(sizes: dict[str, int], blobs: str, log: str) -> int:
+    """The bytes of the blobs garbage-collect's *log* names as deleted, from *sizes* (every key's
+    size, listed before) where *blobs* is the full key prefix of ``…/v2/blobs/``."""
+    gone = {d.replace(":", "/", 1) for d in _ELIGIBLE_RE.findall(log)}  # sha256:HEX -> sha256/HEX
+    for path in _DELETED_RE.findall(log):  # /docker/registry/v2/blobs/sha256/HE/HEX
+        parts = path.strip("\"/").split("/")
+        if len(parts) >= 3:
+            gone.add(f"{parts[-3]}/{parts[-1]}")
+    freed = 0
+    for key, size in sizes.items():
+        if key.startswith(blobs):
+            parts = key[len(blobs) :].split("/")  # sha256/HE/HEX/data
+            if len(parts) >= 3 and f"{parts[0]}/{parts[2]}" in gone:
+                freed += size
+    return freed
 
 
 def gc_all(
@@ -200,17 +251,17 @@ def gc_cluster(
         try:
             ro = first.on_host(transport.identity())
             ro = dataclasses.replace(ro, spec=dataclasses.replace(ro.spec, readonly=True))
-            before = _stored_bytes(first, transport)
+            before = _usage(first, transport)
             say = lambda m: progress(first.name, m)  # noqa: E731
             log = _collect(transport, ro, dry_run, untagged, say, masker)
             if not dry_run:
                 _flush_cache(first, say, count_blobs(log, dry_run))
-            uploads = _purge_uploads(first, dry_run, say, count_blobs(log, dry_run))
-            after = _stored_bytes(first, transport)
+            uploads, upload_bytes = _purge_uploads(first, dry_run, say, count_blobs(log, dry_run))
+            after = _bytes_after(first, transport, before, log, dry_run, upload_bytes)
         finally:
             transport.close()
         blobs = count_blobs(log, dry_run)
-        collected = Collected(blobs, before, after, dry_run, 0.0, view.name, first.name, uploads)
+        collected = Collected(blobs, before.total, after, dry_run, 0.0, view.name, first.name, uploads)
     except RegdeployError as exc:
         errors[current.name] = host_error(current.name, exc, masker)
     finally:
@@ -251,16 +302,17 @@ def gc_host(job: HostJob, dry_run: bool, untagged: bool, masker: Masker, progres
         why = "read-only: pushes are refused until gc is done"
         after = "writable again (the restart clears the blob-descriptor cache)"
         with read_only(job, masker, progress, why, after) as readonly:
-            before = _stored_bytes(job, transport)
+            before = _usage(job, transport)
             log = _collect(transport, readonly, dry_run, untagged, say, masker)
             if not dry_run:
                 _flush_cache(job, say, count_blobs(log, dry_run))
-            uploads = _purge_uploads(job, dry_run, say, count_blobs(log, dry_run))
-            after_bytes = _stored_bytes(job, transport)
+            uploads, upload_bytes = _purge_uploads(job, dry_run, say, count_blobs(log, dry_run))
+            after_bytes = _bytes_after(job, transport, before, log, dry_run, upload_bytes)
     finally:
         transport.close()
     seconds = time.monotonic() - started
-    return Collected(count_blobs(log, dry_run), before, after_bytes, dry_run, seconds, uploads=uploads)
+    blobs = count_blobs(log, dry_run)
+    return Collected(blobs, before.total, after_bytes, dry_run, seconds, uploads=uploads)
 
 
 def _collect(

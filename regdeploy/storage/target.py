@@ -32,16 +32,3 @@ def check_writable(spec: RegistrySpec, materials: HostMaterials) -> float | None
 
     target = s3_target(spec, materials)
     return None if target is None else probe(target, write=True)
-
-
-def bucket_bytes(spec: RegistrySpec, materials: HostMaterials) -> int | None:
-    """Bytes stored under the registry's root directory; None without S3 or past a million objects."""
-    from regdeploy.storage.listing import TooManyObjects, list_objects
-
-    target = s3_target(spec, materials)
-    if target is None:
-        return None
-    try:
-        return sum(obj.size for obj in list_objects(target, target.prefix, limit_pages=1000))
-    except TooManyObjects:
-        return None

@@ -104,3 +104,23 @@ def test_listing_pages_parses_times_and_refuses_what_is_not_xml(monkeypatch: pyt
     monkeypatch.setattr(listing, "request", lambda *a, **k: b"<html>not s3")
     with pytest.raises(StorageError, match="listing is not XML"):
         list(listing.list_objects(target))
+
+
+def test_gc_adds_up_the_collected_blobs_from_the_listing_before() -> None:
+    from regdeploy.ops.gc import collected_bytes
+
+    blobs = "registry/docker/registry/v2/blobs/"
+    keep, drop = "ab" * 32, "cd" * 32
+    sizes = {
+        f"{blobs}sha256/ab/{keep}/data": 1000,
+        f"{blobs}sha256/cd/{drop}/data": 262144,
+        f"{ROOT}team/app/_layers/sha256/{drop}/link": 71,  # not a blob: a link (gc drops it too, tiny)
+    }
+    log = (
+        "2 blobs marked, 1 blobs and 0 manifests eligible for deletion\n"
+        f"blob eligible for deletion: sha256:{drop}\n"
+    )
+    assert collected_bytes(sizes, blobs, log) == 262144
+    assert collected_bytes(sizes, blobs, "0 blobs marked") == 0
+    deleting = f'msg="Deleting blob: /docker/registry/v2/blobs/sha256/cd/{drop}" go.version=go1.19'
+    assert collected_bytes(sizes, blobs, deleting) == 262144
