@@ -145,8 +145,8 @@ def _bytes_after(
     job: HostJob, transport: Transport, before: Usage, log: str, dry_run: bool, uploads: int
 ) -> int | None:
     """The storage's bytes after gc. On S3 they are the bytes before less the deleted blobs' (sizes
-    from the listing before) and the purged uploads': a listing after would not do, SeaweedFS goes
-    on listing deleted keys for a while."""
+    from the listing before) and the purged uploads': exact for what was deleted, and no second
+    listing (which not every S3 server promises reflects a delete at once)."""
     if before.sizes is None:
         return None if before.total is None else transport.dir_size(job.spec.data_dir)
     if dry_run or before.total is None:

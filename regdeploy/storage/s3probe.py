@@ -224,7 +224,12 @@ def probe(target: S3Target, write: bool = True, timeout: float = 5.0) -> float:
     token = secrets.token_hex(8)
     key = f"{target.prefix}.regdeploy-probe-{token}"
     payload = f"regdeploy storage probe {token}\n".encode()
-    request(target, "PUT", key, body=payload, timeout=timeout)
+    try:
+        request(target, "PUT", key, body=payload, timeout=timeout)
+    except StorageError:
+        with contextlib.suppress(StorageError):  # a PUT that timed out may still have been stored
+            request(target, "DELETE", key, timeout=timeout)
+        raise
     try:
         got = request(target, "GET", key, timeout=timeout)
     except StorageError:

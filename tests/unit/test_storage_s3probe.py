@@ -328,6 +328,14 @@ def test_a_failed_read_still_deletes_and_reports_the_read(s3: FakeS3) -> None:
     assert [g.method for g in s3.got] == ["PUT", "GET", "DELETE"]
 
 
+def test_a_failed_write_still_deletes_and_reports_the_write(s3: FakeS3) -> None:
+    # A PUT the client gave up on may still have been stored: the probe must not leave it behind.
+    s3.answer = lambda got: (503, error_xml("SlowDown", "busy")) if got.method == "PUT" else None
+    with pytest.raises(StorageError, match=r"\(PUT /registry/\.regdeploy-probe-[0-9a-f]+\): SlowDown: busy$"):
+        probe(s3.target())
+    assert [g.method for g in s3.got] == ["PUT", "DELETE"]
+
+
 def test_request_on_the_bucket_and_an_encoded_key(s3: FakeS3) -> None:
     assert request(s3.target(), "PUT", "a b/c$d.txt", body=b"x") == b""
     assert s3.got[0].path == "/registry/a%20b/c%24d.txt"
