@@ -37,6 +37,7 @@ from regdeploy.ops.readonly import read_only
 from regdeploy.ops.run import HostJob, Progress
 
 if TYPE_CHECKING:
+    from regdeploy.storage.contents import BucketContents
     from regdeploy.transport.base import Transport
 
 _DELETED_RE = re.compile(r"Deleting blob: (\S+)")
@@ -93,21 +94,28 @@ def _flush_cache(job: HostJob, say: Callable[[str], None], blobs: int) -> None:
         ) from None
 
 
-def _purge_uploads(job: HostJob, dry_run: bool, say: Callable[[str], None], blobs: int) -> tuple[int, int]:
+def _purge_uploads(
+    job: HostJob, before: Usage, dry_run: bool, say: Callable[[str], None], blobs: int
+) -> tuple[int, int]:
     """S3 only: the uploads started over a week ago, deleted (dry run: counted); how many and their
-    bytes. The registry's own purger is off on S3 (storage/uploads.py says why); the read-only
-    window is a safe time. Runs after the cache flush: its failure (HostError) must not leave the
-    cache stale."""
+    bytes. They are found in the listing *before* (the read-only window starts no upload), or by a
+    listing of their own when that one stopped short. The registry's own purger is off on S3
+    (storage/uploads.py says why). Runs after the cache flush: its failure (HostError) must not
+    leave the cache stale."""
     from datetime import UTC, datetime
 
     from regdeploy.storage.target import s3_target
-    from regdeploy.storage.uploads import delete, find_stale
+    from regdeploy.storage.uploads import delete, find_stale, stale_among
 
     target = s3_target(job.spec, job.materials)
     if target is None:
         return 0, 0
+    now = datetime.now(UTC)
     try:
-        found = find_stale(target, datetime.now(UTC))
+        if before.bucket is not None:
+            found = stale_among(before.bucket.uploads, target, now)
+        else:
+            found = find_stale(target, now)
         size = sum(u.size for u in found)
         if found and not dry_run:
             say(f"deleting {len(found)} uploads started over a week ago ({size} bytes)")
@@ -121,24 +129,19 @@ def _purge_uploads(job: HostJob, dry_run: bool, say: Callable[[str], None], blob
 @dataclass(frozen=True)
 class Usage:
     total: int | None  # bytes the storage holds; None when unknown
-    sizes: dict[str, int] | None = None  # S3: every key's size, to add up what gc deleted
+    bucket: BucketContents | None = None  # S3: what one listing found (None past a million objects)
 
 
 def _usage(job: HostJob, transport: Transport) -> Usage:
-    """What the registry's storage holds: the data dir, or every object under the bucket's root
-    directory."""
+    """What the registry's storage holds: the data dir, or the bucket under its root directory."""
+    from regdeploy.storage.contents import read_contents
     from regdeploy.storage.target import s3_target
 
     target = s3_target(job.spec, job.materials)
     if target is None:
         return Usage(transport.dir_size(job.spec.data_dir))
-    from regdeploy.storage.listing import TooManyObjects, list_objects
-
-    try:
-        sizes = {obj.key: obj.size for obj in list_objects(target, target.prefix, limit_pages=1000)}
-    except TooManyObjects:
-        return Usage(None)
-    return Usage(sum(sizes.values()), sizes)
+    bucket = read_contents(target)
+    return Usage(None if bucket is None else bucket.total, bucket)
 
 
 def _bytes_after(
@@ -147,33 +150,22 @@ def _bytes_after(
     """The storage's bytes after gc. On S3 they are the bytes before less the deleted blobs' (sizes
     from the listing before) and the purged uploads': exact for what was deleted, and no second
     listing (which not every S3 server promises reflects a delete at once)."""
-    if before.sizes is None:
+    if job.spec.storage.s3 is None:
         return None if before.total is None else transport.dir_size(job.spec.data_dir)
-    if dry_run or before.total is None:
+    if before.bucket is None or dry_run:
         return before.total
-    from regdeploy.storage.target import s3_target
-
-    target = s3_target(job.spec, job.materials)
-    assert target is not None
-    blobs = f"{target.prefix}docker/registry/v2/blobs/"
-    return before.total - collected_bytes(before.sizes, blobs, log) - uploads
+    return before.bucket.total - collected_bytes(before.bucket.blobs, log) - uploads
 
 
-def collected_bytes(sizes: dict[str, int], blobs: str, log: str) -> int:
-    """The bytes of the blobs garbage-collect's *log* names as deleted, from *sizes* (every key's
-    size, listed before) where *blobs* is the full key prefix of ``…/v2/blobs/``."""
+def collected_bytes(blobs: dict[str, int], log: str) -> int:
+    """The bytes of the blobs garbage-collect's *log* names as deleted, from *blobs* (each blob's
+    bytes by ``ALGORITHM/HEX``, listed before)."""
     gone = {d.replace(":", "/", 1) for d in _ELIGIBLE_RE.findall(log)}  # sha256:HEX -> sha256/HEX
     for path in _DELETED_RE.findall(log):  # /docker/registry/v2/blobs/sha256/HE/HEX
         parts = path.strip("\"/").split("/")
         if len(parts) >= 3:
             gone.add(f"{parts[-3]}/{parts[-1]}")
-    freed = 0
-    for key, size in sizes.items():
-        if key.startswith(blobs):
-            parts = key[len(blobs) :].split("/")  # sha256/HE/HEX/data
-            if len(parts) >= 3 and f"{parts[0]}/{parts[2]}" in gone:
-                freed += size
-    return freed
+    return sum(blobs.get(digest, 0) for digest in gone)
 
 
 def gc_all(
@@ -247,20 +239,20 @@ def gc_cluster(
             switch(job, True, masker, progress)
         current = first
         progress(first.name, f"every replica of cluster {view.name} is read-only")
-        transport = open_transport(first.name, first.vars, lambda m: progress(first.name, m))
+        say = lambda m: progress(first.name, m)  # noqa: E731
+        transport = open_transport(first.name, first.vars, say)
         try:
             ro = first.on_host(transport.identity())
             ro = dataclasses.replace(ro, spec=dataclasses.replace(ro.spec, readonly=True))
             before = _usage(first, transport)
-            say = lambda m: progress(first.name, m)  # noqa: E731
             log = _collect(transport, ro, dry_run, untagged, say, masker)
+            blobs = count_blobs(log, dry_run)
             if not dry_run:
-                _flush_cache(first, say, count_blobs(log, dry_run))
-            uploads, upload_bytes = _purge_uploads(first, dry_run, say, count_blobs(log, dry_run))
+                _flush_cache(first, say, blobs)
+            uploads, upload_bytes = _purge_uploads(first, before, dry_run, say, blobs)
             after = _bytes_after(first, transport, before, log, dry_run, upload_bytes)
         finally:
             transport.close()
-        blobs = count_blobs(log, dry_run)
         collected = Collected(blobs, before.total, after, dry_run, 0.0, view.name, first.name, uploads)
     except RegdeployError as exc:
         errors[current.name] = host_error(current.name, exc, masker)
@@ -304,14 +296,14 @@ def gc_host(job: HostJob, dry_run: bool, untagged: bool, masker: Masker, progres
         with read_only(job, masker, progress, why, after) as readonly:
             before = _usage(job, transport)
             log = _collect(transport, readonly, dry_run, untagged, say, masker)
+            blobs = count_blobs(log, dry_run)
             if not dry_run:
-                _flush_cache(job, say, count_blobs(log, dry_run))
-            uploads, upload_bytes = _purge_uploads(job, dry_run, say, count_blobs(log, dry_run))
+                _flush_cache(job, say, blobs)
+            uploads, upload_bytes = _purge_uploads(job, before, dry_run, say, blobs)
             after_bytes = _bytes_after(job, transport, before, log, dry_run, upload_bytes)
     finally:
         transport.close()
     seconds = time.monotonic() - started
-    blobs = count_blobs(log, dry_run)
     return Collected(blobs, before.total, after_bytes, dry_run, seconds, uploads=uploads)
 
 

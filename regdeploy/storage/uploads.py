@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from regdeploy.storage.contents import REPOSITORIES
 from regdeploy.storage.listing import S3Object, list_objects
 from regdeploy.storage.s3probe import S3Target, request
 
@@ -58,9 +59,16 @@ def stale(uploads: Iterable[Upload], now: datetime, max_age: timedelta = MAX_AGE
     return [u for u in uploads if u.started is not None and u.started < now - max_age]
 
 
+def stale_among(
+    objects: Iterable[S3Object], target: S3Target, now: datetime, max_age: timedelta = MAX_AGE
+) -> list[Upload]:
+    """The stale uploads *objects* (of *target*'s bucket, listed already) hold."""
+    return stale(group_uploads(objects, f"{target.prefix}{REPOSITORIES}"), now, max_age)
+
+
 def find_stale(target: S3Target, now: datetime, max_age: timedelta = MAX_AGE) -> list[Upload]:
-    root = f"{target.prefix}docker/registry/v2/repositories/"
-    return stale(group_uploads(list_objects(target, root), root), now, max_age)
+    """The stale uploads in *target*'s bucket, by a listing of its repositories."""
+    return stale_among(list_objects(target, f"{target.prefix}{REPOSITORIES}"), target, now, max_age)
 
 
 def delete(target: S3Target, uploads: Iterable[Upload]) -> int:

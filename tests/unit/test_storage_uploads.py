@@ -106,21 +106,30 @@ def test_listing_pages_parses_times_and_refuses_what_is_not_xml(monkeypatch: pyt
         list(listing.list_objects(target))
 
 
-def test_gc_adds_up_the_collected_blobs_from_the_listing_before() -> None:
+def test_gc_adds_up_the_collected_blobs_from_the_listing_before(monkeypatch: pytest.MonkeyPatch) -> None:
     from regdeploy.ops.gc import collected_bytes
+    from regdeploy.storage import contents
+    from regdeploy.storage.s3probe import S3Target
 
     blobs = "registry/docker/registry/v2/blobs/"
     keep, drop = "ab" * 32, "cd" * 32
-    sizes = {
-        f"{blobs}sha256/ab/{keep}/data": 1000,
-        f"{blobs}sha256/cd/{drop}/data": 262144,
-        f"{ROOT}team/app/_layers/sha256/{drop}/link": 71,  # not a blob: a link (gc drops it too, tiny)
-    }
+    listed = [
+        S3Object(f"{blobs}sha256/ab/{keep}/data", 1000, NOW),
+        S3Object(f"{blobs}sha256/cd/{drop}/data", 262144, NOW),
+        obj(f"team/app/_layers/sha256/{drop}/link", 0, size=71),  # not a blob: a link (gc drops it too, tiny)
+        obj("team/app/_uploads/u1/startedat", 9, size=20),
+    ]
+    monkeypatch.setattr(contents, "list_objects", lambda target, prefix, limit_pages: iter(listed))
+    bucket = contents.read_contents(S3Target("b", "us-east-1", "A", "S", "http://127.0.0.1:1", "/registry"))
+    assert bucket is not None
+    assert bucket.total == 1000 + 262144 + 71 + 20
+    assert bucket.blobs == {f"sha256/{keep}": 1000, f"sha256/{drop}": 262144}
+    assert [o.key for o in bucket.uploads] == [ROOT + "team/app/_uploads/u1/startedat"]
     log = (
         "2 blobs marked, 1 blobs and 0 manifests eligible for deletion\n"
         f"blob eligible for deletion: sha256:{drop}\n"
     )
-    assert collected_bytes(sizes, blobs, log) == 262144
-    assert collected_bytes(sizes, blobs, "0 blobs marked") == 0
+    assert collected_bytes(bucket.blobs, log) == 262144
+    assert collected_bytes(bucket.blobs, "0 blobs marked") == 0
     deleting = f'msg="Deleting blob: /docker/registry/v2/blobs/sha256/cd/{drop}" go.version=go1.19'
-    assert collected_bytes(sizes, blobs, deleting) == 262144
+    assert collected_bytes(bucket.blobs, deleting) == 262144
