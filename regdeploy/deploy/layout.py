@@ -52,6 +52,11 @@ def proxy_unit_name(spec: RegistrySpec, name: str) -> str:
     return f"{spec.name}-proxy-{name}"
 
 
+def standby_name(spec: RegistrySpec) -> str:
+    """The read-only registry `gc` and `backup` run beside a lone replica behind a local balancer."""
+    return f"{spec.name}-standby"
+
+
 def users_file(spec: RegistrySpec) -> str:
     """The htpasswd-format file whose users may sign in: the registry's own, or in token mode the
     built-in token server's (both re-read it when it changes)."""

@@ -161,10 +161,12 @@ def make_plan(
             changes.append(c)
     for stray in facts.strays:
         if not stray.name.endswith(OLD_SUFFIX):
-            changes.append(
-                Change("container", stray.name, "remove", "no longer in the inventory (data is kept)")
-            )
+            why = STANDBY_LEFT if stray.role == "standby" else "no longer in the inventory (data is kept)"
+            changes.append(Change("container", stray.name, "remove", why))
     return Plan(spec.host, tuple(changes))
+
+
+STANDBY_LEFT = "a read-only standby an interrupted gc or backup left (data is kept)"
 
 
 def _owner_differs(state: FileState, owner: tuple[int, int] | None) -> bool:

@@ -15,10 +15,11 @@ from regdeploy.deploy.layout import (
     REDIS_CONTAINER_PORT,
     lb_config_dir,
     redis_config_dir,
+    standby_name,
 )
 from regdeploy.deploy.templates import render_template
 from regdeploy.materials.host import HostMaterials
-from regdeploy.spec.cluster import LB_RISE, lb_admin_dir
+from regdeploy.spec.cluster import LB_RISE, lb_admin_dir, lone_local_replica, standby_server
 from regdeploy.spec.registry import RegistrySpec
 
 
@@ -53,6 +54,13 @@ def redis_files(
     files.append(RenderedFile(f"{cfg}/redis.conf", data, 0o600, restart=True, secret=True, owner=me))
 
 
+def _standby(spec: RegistrySpec) -> dict[str, object] | None:
+    lone = lone_local_replica(spec)
+    if lone is None:
+        return None
+    return {"server": standby_server(lone.host), "address": standby_name(spec), "port": lone.port}
+
+
 def lb_files(
     spec: RegistrySpec, materials: HostMaterials, dirs: list[RenderedDir], files: list[RenderedFile]
 ) -> None:
@@ -68,6 +76,7 @@ def lb_files(
         "ca": f"{LB_CONTAINER_DIR}/ca.crt",
         "rise": LB_RISE,
         "admin": f"{LB_ADMIN_CONTAINER_DIR}/admin.sock",
+        "standby": _standby(spec),
     }
     dirs.append(RenderedDir(cfg, 0o700, me))
     dirs.append(RenderedDir(lb_admin_dir(spec.config_dir), 0o700, me))

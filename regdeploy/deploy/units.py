@@ -13,6 +13,7 @@ only what ``run.cap_add`` names), no-new-privileges, memory and pids limits.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ from regdeploy.deploy.layout import (
     redis_config_dir,
     relay_config_dir,
     relay_queue_dir,
+    standby_name,
     token_config_dir,
 )
 from regdeploy.spec.cluster import lb_admin_dir
@@ -155,6 +157,22 @@ def registry_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
         ),
         owned_dirs=(spec.data_dir,),
     )
+
+
+# distribution reads environment overrides of config.yml as YAML (tried on 2.8.2: 405 on a push);
+# this one turns read-only on and leaves the file's other maintenance settings as they are.
+READ_ONLY_ENV = {"REGISTRY_STORAGE_MAINTENANCE_READONLY": "{enabled: true}"}
+
+
+def standby_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
+    """The registry once more, read-only, on the same files and storage, publishing nothing: the
+    local balancer's standby while the registry itself restarts (ops/standby.py). Not a unit of the
+    host: `gc` and `backup` start and remove it, and `up` removes one an interrupted run left."""
+    unit = registry_unit(spec, rendered)
+    return dataclasses.replace(
+        unit, name=standby_name(spec), role="standby", ports=(), aliases=(), restart="no",
+        env={**unit.env, **READ_ONLY_ENV}, owned_dirs=(),
+    )  # fmt: skip
 
 
 def relay_unit(spec: RegistrySpec, rendered: Rendered, sidecar_image: str) -> Unit | None:

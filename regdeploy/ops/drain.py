@@ -55,19 +55,28 @@ class Admin:
     def sessions(self, server: str) -> int:
         return current_sessions(self.command("show stat"), server)
 
+    def status(self, server: str) -> str:
+        """Its ``status`` (UP, DOWN, MAINT, DRAIN, "UP 1/2", ...); "" when it is not listed."""
+        return stat_field(self.command("show stat"), server, "status")
+
 
 def current_sessions(csv: str, server: str) -> int:
     """``scur`` of *server* in BACKEND from ``show stat`` output (0 when it is not listed)."""
+    return int(stat_field(csv, server, "scur") or 0)
+
+
+def stat_field(csv: str, server: str, name: str) -> str:
+    """Column *name* of *server* in BACKEND from ``show stat`` output ("" when it is not listed)."""
     lines = csv.splitlines()
     if not lines or not lines[0].startswith("# "):
         raise OSError(f"unexpected answer to `show stat`: {' '.join(csv.split())[:120]!r}")
     header = lines[0][2:].split(",")
-    scur = header.index("scur")
+    column = header.index(name)
     for line in lines[1:]:
         fields = line.split(",")
-        if len(fields) > scur and fields[0] == BACKEND and fields[1] == server:
-            return int(fields[scur] or 0)
-    return 0
+        if len(fields) > column and fields[0] == BACKEND and fields[1] == server:
+            return fields[column]
+    return ""
 
 
 def _open(access: BalancerAccess) -> Admin:

@@ -2,7 +2,8 @@
 
 The registry goes read-only (``storage.maintenance.readonly``: pulls served, pushes refused)
 through the same plan and apply as ``up``, health-gated, and back to the inventory's mode when the
-window closes, whatever happened inside it. Both switches restart the registry.
+window closes, whatever happened inside it. Both switches restart the registry; behind a balancer
+on its own host, a read-only standby serves meanwhile (ops/standby.py).
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from regdeploy.ops.run import HostJob, Progress, up_host
 @contextlib.contextmanager
 def read_only(job: HostJob, masker: Masker, progress: Progress, why: str, after: str) -> Iterator[HostJob]:
     """Yields the read-only job (its spec is what the registry runs meanwhile)."""
-    readonly = dataclasses.replace(job, spec=dataclasses.replace(job.spec, readonly=True))
-    try:
-        progress(job.name, why)
-        switch(job, True, masker, progress)
-        yield readonly
-    finally:
-        progress(job.name, after)
-        switch(job, False, masker, progress)
+    from regdeploy.ops.standby import standing_in
+
+    with standing_in(job, masker, progress) as job:
+        readonly = dataclasses.replace(job, spec=dataclasses.replace(job.spec, readonly=True))
+        try:
+            progress(job.name, why)
+            switch(job, True, masker, progress)
+            yield readonly
+        finally:
+            progress(job.name, after)
+            switch(job, False, masker, progress)
 
 
 def switch(job: HostJob, readonly: bool, masker: Masker, progress: Progress) -> None:

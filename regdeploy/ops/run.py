@@ -41,6 +41,7 @@ class HostJob:
     vars: Mapping[str, Any]
     spec: RegistrySpec
     materials: HostMaterials
+    keeps_standby: bool = False  # a read-only window's standby runs: `up` must not remove it
 
     @cached_property
     def rendered(self) -> Rendered:
@@ -195,6 +196,8 @@ def up_host(
     try:
         job = job.on_host(transport.identity())
         facts = gather(transport, job.spec, job.rendered, job.units, want_contents=with_diff)
+        if job.keeps_standby:
+            facts = _without_standby(facts)
         wanted = job.wanted(facts.images)
         tls_reason = job.materials.tls.reason if job.materials.tls else None
         plan = make_plan(job.spec, job.rendered, facts, wanted, with_diff, tls_reason)
@@ -218,6 +221,12 @@ def up_host(
         raise host_error(job.name, exc, masker) from None
     finally:
         transport.close()
+
+
+def _without_standby(facts: HostFacts) -> HostFacts:
+    import dataclasses
+
+    return dataclasses.replace(facts, strays=tuple(s for s in facts.strays if s.role != "standby"))
 
 
 def _apply(job: HostJob, transport: Transport, plan: Plan, wanted: Wanted, ca: bytes | None,

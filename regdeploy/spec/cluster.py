@@ -25,6 +25,7 @@ from regdeploy.transport.address import client_address, host_port
 LB_IMAGE = "haproxy:2.8"
 LB_KEYS = ("cluster", "port", "bind", "name", "image", "config_dir", "check_interval", "balance", "run")
 BALANCE = ("roundrobin", "leastconn")
+REGISTRY_CONTAINER_PORT = 5000  # config.yml's http.addr: where a registry listens in its container
 LB_RISE = 2  # health checks a replica passes before the balancer sends it clients (haproxy.cfg)
 
 
@@ -35,6 +36,10 @@ class Backend:
     host: str  # inventory name
     address: str  # how other hosts reach it
     port: int
+    # A replica on the balancer's own host is reached on the private network its units share:
+    # its container's name (re-resolved by the balancer: a replaced container changes address)
+    # and its container port. No loopback trap, no published-port hairpin.
+    local: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,20 @@ class ClusterView:
         lbs = ", ".join(host_port(b.address, b.port) for b in self.balancers) or "no balancer"
         hosts = ", ".join(m.host for m in self.members)
         return f"cluster {self.name}: {len(self.members)} replicas ({hosts}); {lbs}"
+
+
+def standby_server(host: str) -> str:
+    """The balancer's server name of the standby beside *host*'s lone replica (never another host's
+    name: the cluster has that one replica)."""
+    return f"{host}.standby"
+
+
+def lone_local_replica(spec: Any) -> Backend | None:
+    """The replica a balancer fronts alone on its own host: the one a standby can stand in for."""
+    lb: LbSpec | None = spec.lb
+    if lb is None or len(lb.backends) != 1 or not lb.backends[0].local:
+        return None
+    return lb.backends[0]
 
 
 def lb_admin_dir(config_dir: str) -> str:
@@ -167,14 +186,14 @@ def resolve(entries: Sequence[Entry], source: str) -> dict[str, Any]:
                     f"{cache.deploy_on!r} is not a replica of cluster {name!r} ({', '.join(hosts)})",
                 )
             cache = _settled(cache, host_vars, f"redis/{name}")
-        if len(hosts) > 1 or lb_hosts:
+        if len({*hosts, *lb_hosts}) > 1:  # one host alone routes nothing between hosts
             _check_routable(name, [*hosts, *lb_hosts], host_vars, source)
         for h in hosts:  # out[h]: a balancer of another cluster resolved before stays set
             out[h] = dataclasses.replace(out[h], cluster_view=view, cache=cache)
         for h in lb_hosts:
             lb = specs[h].lb
             assert lb is not None
-            lb_spec = dataclasses.replace(lb, backends=backends)
+            lb_spec = dataclasses.replace(lb, backends=_seen_from(h, backends, specs[h]))
             base = out[h]
             if base.serves:
                 out[h] = dataclasses.replace(base, lb=lb_spec)
@@ -189,6 +208,15 @@ def resolve(entries: Sequence[Entry], source: str) -> dict[str, Any]:
                     version=first.version,
                 )
     return out
+
+
+def _seen_from(lb_host: str, backends: tuple[Backend, ...], spec: Any) -> tuple[Backend, ...]:
+    """The replicas as the balancer on *lb_host* reaches them: the one on its own host (if any)
+    by container name on the private network both units are on."""
+    return tuple(
+        Backend(b.host, spec.name, REGISTRY_CONTAINER_PORT, local=True) if b.host == lb_host else b
+        for b in backends
+    )
 
 
 def _settled(cache: RedisSpec, host_vars: Mapping[str, Mapping[str, Any]], key: str) -> RedisSpec:
