@@ -159,9 +159,13 @@ def registry_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
     )
 
 
-# distribution reads environment overrides of config.yml as YAML (tried on 2.8.2: 405 on a push);
-# this one turns read-only on and leaves the file's other maintenance settings as they are.
-READ_ONLY_ENV = {"REGISTRY_STORAGE_MAINTENANCE_READONLY": "{enabled: true}"}
+# distribution reads environment overrides of config.yml as YAML (tried on 2.8.2): these turn
+# read-only on (a push gets 405) and the upload purger off (no "Starting upload purge" logged),
+# leaving the file's other settings as they are. A standby of a few seconds purges nothing.
+STANDBY_ENV = {
+    "REGISTRY_STORAGE_MAINTENANCE_READONLY": "{enabled: true}",
+    "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING": "{enabled: false}",
+}
 
 
 def standby_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
@@ -171,7 +175,7 @@ def standby_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
     unit = registry_unit(spec, rendered)
     return dataclasses.replace(
         unit, name=standby_name(spec), role="standby", ports=(), aliases=(), restart="no",
-        env={**unit.env, **READ_ONLY_ENV}, owned_dirs=(),
+        env={**unit.env, **STANDBY_ENV}, owned_dirs=(),
     )  # fmt: skip
 
 

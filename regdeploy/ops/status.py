@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from regdeploy.spec.cluster import Backend, ClusterView
 
 
+def _extra(container: ContainerFacts) -> str:
+    """The role shown for a container of the registry that is no unit of the host."""
+    if container.role == "standby":
+        return "standby (read-only, for a gc or backup window; `up` removes one left behind)"
+    return "no longer wanted"
+
+
 def host_status(job: HostJob, clusters: ClusterHealth | None = None) -> dict[str, Any]:
     spec = job.spec
     transport = open_transport(job.name, job.vars)
@@ -27,7 +34,7 @@ def host_status(job: HostJob, clusters: ClusterHealth | None = None) -> dict[str
         container = inspect_container(engine, spec.name)
         units = [_unit(name, role, inspect_container(engine, name)) for name, role in unit_names(spec)]
         known = {u["name"] for u in units}
-        units += [_unit(c.name, "no longer wanted", c) for c in registry_containers(engine, spec)
+        units += [_unit(c.name, _extra(c), c) for c in registry_containers(engine, spec)
                   if c.name not in known]  # fmt: skip
         out: dict[str, Any] = {
             "ok": True,

@@ -142,6 +142,9 @@ def test_up_after_a_gc_killed_in_its_window_removes_the_standby_and_is_writable(
     finally:
         gc.wait(30)
     assert docker_client.containers.list(filters={"name": standby})
+    status = d.run("status", "--json")
+    units = {u["name"]: u for u in json.loads(status.stdout)["hosts"]["localhost"]["units"]}
+    assert units[standby]["role"].startswith("standby (read-only") and units[standby]["running"], units
     report = d.up_json()
     removal = [c for c in report["hosts"]["localhost"]["changes"] if c["resource"] == f"container:{standby}"]
     assert [c["action"] for c in removal] == ["remove"], report

@@ -12,7 +12,7 @@ import yaml
 
 from regdeploy.deploy.facts import ContainerFacts, HostFacts
 from regdeploy.deploy.plan import STANDBY_LEFT, make_plan
-from regdeploy.deploy.units import READ_ONLY_ENV, registry_unit, standby_unit
+from regdeploy.deploy.units import STANDBY_ENV, registry_unit, standby_unit
 from regdeploy.errors import HostError
 from regdeploy.ops import drain, standby
 from regdeploy.ops.run import _without_standby, prepare
@@ -78,7 +78,7 @@ def test_the_standby_is_the_registry_read_only_publishing_nothing(tmp_path: Path
         (),
         "no",
     )
-    assert unit.env == {**main.env, **READ_ONLY_ENV} and unit.mounts == main.mounts
+    assert unit.env == {**main.env, **STANDBY_ENV} and unit.mounts == main.mounts
     assert unit.run == main.run and unit.run.read_only and unit.network == main.network
     assert unit.command == main.command
 
