@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,18 +39,61 @@ def pull(api: RegistryClient, tag: str) -> str:
     return str(got.headers["docker-content-digest"])
 
 
-def loop(stop: threading.Event, step: Callable[[], None], seconds: float = 240.0) -> threading.Thread:
-    """*step* again and again on a thread of its own until *stop* (bounded in time)."""
+class Traffic:
+    """Pulls (manifest and blobs) and push starts through the balancer on threads of their own, one
+    fresh connection each, while the block runs (bounded in time); what failed, what was refused."""
 
-    def run() -> None:
-        deadline = time.monotonic() + seconds
-        while not stop.is_set() and time.monotonic() < deadline:
+    def __init__(self, d: Deployment, port: int, digest: str, seconds: float = 240.0) -> None:
+        self.d, self.port, self.digest, self.seconds = d, port, digest, seconds
+        self.pulls = 0
+        self.failures: list[str] = []
+        self.refusals: list[int] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _pull(self) -> None:
+        api = self.d.api(port=self.port)
+        try:
+            assert pull(api, "new") == self.digest
+            self.pulls += 1
+        except Exception as exc:  # every failure counts, whatever it is
+            self.failures.append(f"{type(exc).__name__}: {exc}"[:200])
+        finally:
+            api.close()
+
+    def _push(self) -> None:
+        api = self.d.api(port=self.port)
+        try:
+            start = api.request("POST", "/v2/team/during/blobs/uploads/")
+            if start.status >= 400:
+                self.refusals.append(start.status)
+        except OSError as exc:
+            self.failures.append(f"push: {type(exc).__name__}: {exc}"[:200])
+        finally:
+            api.close()
+
+    def _loop(self, step: Callable[[], None]) -> None:
+        deadline = time.monotonic() + self.seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
             step()
             time.sleep(0.02)
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+    def __enter__(self) -> Traffic:
+        for step in (self._pull, self._push):
+            self._threads.append(threading.Thread(target=self._loop, args=(step,), daemon=True))
+            self._threads[-1].start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def check(self, what: str) -> None:
+        print(f"pulls through the balancer during {what}: {self.pulls} ok, {len(self.failures)} failed")
+        assert self.failures == [], self.failures[:5]
+        assert self.pulls >= 20, self.pulls
+        assert self.refusals and set(self.refusals) == {405}, self.refusals  # read-only, never a 503
 
 
 def test_pulls_through_a_local_balancer_never_fail_during_gc(
@@ -66,44 +110,10 @@ def test_pulls_through_a_local_balancer_never_fail_during_gc(
     kept = push_small_image(lb, "team/app", b"kept layer", "new", image_config(diff_ids=["new"]))
     assert lb.request("DELETE", f"/v2/team/app/manifests/{gone}").status == 202
 
-    pulls = {"ok": 0}
-    failures: list[str] = []
-    refusals: list[int] = []
-
-    def one_pull() -> None:
-        api = d.api(port=lb_port)
-        try:
-            assert pull(api, "new") == kept
-            pulls["ok"] += 1
-        except Exception as exc:  # every failure counts, whatever it is
-            failures.append(f"{type(exc).__name__}: {exc}"[:200])
-        finally:
-            api.close()
-
-    def one_push() -> None:
-        api = d.api(port=lb_port)
-        try:
-            start = api.request("POST", "/v2/team/during/blobs/uploads/")
-            if start.status >= 400:
-                refusals.append(start.status)
-        except OSError as exc:
-            failures.append(f"push: {type(exc).__name__}: {exc}"[:200])
-        finally:
-            api.close()
-
-    stop = threading.Event()
-    threads = [loop(stop, one_pull), loop(stop, one_push)]
-    try:
+    with Traffic(d, lb_port, kept) as traffic:
         done = d.run("gc", "--json")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
-    print(f"pulls through the balancer during gc: {pulls['ok']} ok, {len(failures)} failed")
     assert done.exit_code == 0, done.output
-    assert failures == [], failures[:5]
-    assert pulls["ok"] >= 20, pulls
-    assert refusals and set(refusals) == {405}, refusals  # the read-only refusal, never a 503
+    traffic.check("gc")
     host = json.loads(done.stdout)["hosts"]["localhost"]
     assert host["blobs"] >= 2 and host["freed"] >= len(big), host
     assert "a read-only standby serves pulls" in done.stderr
@@ -157,3 +167,20 @@ def test_up_after_a_gc_killed_in_its_window_removes_the_standby_and_is_writable(
         finally:
             api.close()
     assert d.up_json()["changed"] is False
+
+
+def test_pulls_through_a_local_balancer_never_fail_during_backup(
+    deployment: Deployment, free_port: Callable[[], int], haproxy_image: str, tmp_path: Path
+) -> None:
+    d = deployment
+    lb_port = free_port()
+    fronted(d, lb_port, haproxy_image)
+    d.up_json()
+    lb = d.api(port=lb_port)
+    kept = push_small_image(lb, "team/app", b"kept layer", "new", image_config(diff_ids=["new"]))
+    with Traffic(d, lb_port, kept) as traffic:
+        made = d.run("backup", "--to", str(tmp_path / "backup"), "--json")
+    assert made.exit_code == 0, made.output
+    traffic.check("backup")
+    assert (tmp_path / "backup" / "regdeploy-backup.json").exists()
+    assert "readonly:\n      enabled: false" in (d.config / "config.yml").read_text()
