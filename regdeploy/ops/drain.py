@@ -48,9 +48,18 @@ class Admin:
         return b"".join(chunks).decode(errors="replace")
 
     def set_state(self, server: str, state: str) -> None:
-        answer = self.command(f"set server {BACKEND}/{server} state {state}").strip()
-        if answer:  # haproxy answers nothing on success
+        self.command_quiet(f"set server {BACKEND}/{server} state {state}")
+
+    def command_quiet(self, line: str) -> None:
+        """A command haproxy answers nothing to on success (OSError with its answer otherwise)."""
+        answer = self.command(line).strip()
+        if answer:
             raise OSError(" ".join(answer.split())[:200])
+
+    def set_addr(self, server: str, address: str, port: int) -> None:
+        answer = self.command(f"set server {BACKEND}/{server} addr {address} port {port}")
+        if "changed" not in answer and "no need to change" not in answer:  # its words on success
+            raise OSError(" ".join(answer.split())[:200] or "no answer to `set server ... addr`")
 
     def sessions(self, server: str) -> int:
         return current_sessions(self.command("show stat"), server)

@@ -294,6 +294,8 @@ def replaced(plan: Plan, facts: HostFacts, previous: PreviousFiles) -> Generatio
     strays = {c.name: c for c in facts.strays}
     for change in plan.of_kind("container"):
         current = facts.container(change.target) or strays.get(change.target)
+        if current is not None and current.role == "standby":
+            continue  # a window's standby left behind: never a definition to put back
         if change.action == "create":
             units[change.target] = (_role(plan, change.target), None)
         elif change.action in ("recreate", "adopt", "remove") and current is not None and current.definition:

@@ -42,7 +42,8 @@ def test_a_balancer_reaches_the_replica_on_its_own_host_by_container_name(tmp_pa
     cfg = haproxy_cfg(job)
     assert "resolvers docker\n    nameserver dns 127.0.0.11:53" in cfg
     assert "server localhost reg:5000 resolvers docker resolve-prefer ipv4" in cfg
-    assert "server localhost.standby reg-standby:5000 disabled resolvers docker" in cfg
+    assert "# reg-standby: `gc` and `backup` set its address" in cfg
+    assert "server localhost.standby 127.0.0.1:5000 disabled\n" in cfg + "\n"
     assert [u.role for u in job.units] == ["registry", "lb"]  # the standby is no unit of the host
 
 
@@ -146,3 +147,96 @@ def test_no_balancer_on_the_host_means_no_standby(tmp_path: Path) -> None:
     (job,) = prepare(path, None).jobs
     with standby.standing_in(job, None, lambda h, m: None) as inside:  # type: ignore[arg-type]
         assert inside is job  # nothing started, no host reached
+
+
+class ScriptedAdmin(drain.Admin):
+    """An admin socket answering each command from a script (status per `show stat`)."""
+
+    def __init__(
+        self, statuses: list[str], addr_answer: str = "IP changed from '127.0.0.1' to '10.0.0.7'"
+    ) -> None:
+        super().__init__("localhost", None, "/x/admin.sock")  # type: ignore[arg-type]
+        self.statuses = statuses
+        self.addr_answer = addr_answer
+        self.log: list[str] = []
+
+    def command(self, line: str) -> str:
+        self.log.append(line)
+        if line == "show stat":
+            status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+            row = STAT.format(server="s", status=status, scur=0)  # the same status for both servers
+            return row + row.splitlines()[1].replace(",s,", ",localhost,") + "\n"
+        if " addr " in line:
+            return self.addr_answer
+        return ""
+
+
+def test_bring_up_sets_the_address_marks_down_then_ready_and_waits_for_the_checks() -> None:
+    admin = ScriptedAdmin(["MAINT", "DOWN", "DOWN 1/2", "UP"])
+    standby.bring_up(admin, "s", "10.0.0.7", 5000, 5.0)
+    assert [line for line in admin.log if line != "show stat"] == [
+        "set server replicas/s addr 10.0.0.7 port 5000",
+        "set server replicas/s health down",  # else haproxy counts it UP before any check
+        "set server replicas/s state ready",
+    ]
+    assert admin.log.count("show stat") == 4
+
+
+def test_an_address_haproxy_refuses_fails_the_standby_but_not_the_registry() -> None:
+    refusal = "Update for the current server address family is only supported through configuration file"
+    with pytest.raises(OSError, match="address family"):
+        standby.bring_up(ScriptedAdmin(["UP"], refusal), "s", "10.0.0.7", 5000, 5.0)
+    admin = ScriptedAdmin(["UP"], refusal)
+    standby.bring_up(admin, "s", "10.0.0.7", 5000, 5.0, main=True)  # Docker's DNS names it too
+    assert "set server replicas/s state ready" in admin.log
+
+
+def test_a_balancer_without_the_slot_or_out_of_reach_is_a_warning_and_no_standby() -> None:
+    said: list[str] = []
+    assert standby._slot_ready_to_use(ScriptedAdmin(["MAINT"]), "s", said.append)
+    assert not standby._slot_ready_to_use(ScriptedAdmin(["MAINT"]), "other", said.append)
+    assert "has no slot other (written by an older regdeploy): run `regdeploy up`" in said[-1]
+
+    class Closed(ScriptedAdmin):
+        def command(self, line: str) -> str:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    assert not standby._slot_ready_to_use(Closed([]), "s", said.append)
+    assert "cannot reach its admin socket" in said[-1] and "pulls pause" in said[-1]
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.removed: list[str] = []
+
+    def inspect_container(self, ref: str) -> dict[str, Any]:
+        return {"NetworkSettings": {"Networks": {"reg-net": {"IPAddress": "10.0.0.9"}}}}
+
+    def remove_container(self, ref: str, force: bool = False) -> None:
+        self.removed.append(ref)
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.fake_engine = FakeEngine()
+
+    def engine(self) -> FakeEngine:
+        return self.fake_engine
+
+
+def test_the_standby_stays_when_the_registry_is_not_back_and_goes_once_it_is(tmp_path: Path) -> None:
+    (job,) = prepare(fronted(tmp_path), None).jobs
+    said: list[str] = []
+    transport = FakeTransport()
+    never = ScriptedAdmin(["DOWN"])
+    standby._retire(job, never, "s", "cid", transport, 0.0, said.append)  # type: ignore[arg-type]
+    assert transport.fake_engine.removed == [] and "keeps serving" in said[-1]
+    assert not any("state drain" in line for line in never.log)
+
+    back = ScriptedAdmin(["UP"])
+    standby._retire(job, back, "s", "cid", transport, 5.0, said.append)  # type: ignore[arg-type]
+    assert "set server replicas/localhost addr 10.0.0.9 port 5000" in back.log
+    assert back.log.index("set server replicas/s state drain") < back.log.index(
+        "set server replicas/s state maint"
+    )
+    assert transport.fake_engine.removed == ["cid"] and said[-1] == "standby removed"
