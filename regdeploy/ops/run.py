@@ -209,10 +209,16 @@ def up_host(
                 _storage_ready(job, say)
         if not check:
             from regdeploy.ops.drain import drained
+            from regdeploy.ops.standby import covering
 
             ca = job.materials.tls.ca_cert if job.materials.tls else None
             view = job.spec.cluster_view if _registry_action(plan, job.spec) in GOES else None
-            with drained(job.name, view, say):
+            # A lone replica behind its own host's balancer: a standby serves while it is replaced.
+            current = facts.container(job.spec.name) if view is not None else None
+            with (
+                covering(job.spec, job.keeps_standby, transport, current, masker, say),
+                drained(job.name, view, say),
+            ):
                 previous = _apply(job, transport, plan, wanted, ca, say, masker)
             if generations is not None and plan.changed:
                 keep_generation(generations, job.name, replaced(plan, facts, previous))

@@ -1,26 +1,27 @@
-"""A standby registry that serves pulls while a lone replica restarts for a read-only window.
+"""A standby registry that serves pulls while a lone replica behind its own host's balancer restarts.
 
 distribution 2.8 reads its config only at start, so `gc` and `backup` restart the registry into
-read-only and back; a published port cannot pass from one container to the next without a gap,
-and for that gap a registry of its own refuses pulls. When a balancer on the same host fronts
-that registry alone (``registry.cluster`` and ``registry_lb`` on one host), the balancer outlives
-the restarts, and this module gives it somewhere to send clients meanwhile:
+read-only and back, and `up` and `rollback` replace it for a new image or config; a published port
+cannot pass from one container to the next without a gap, and for that gap a registry of its own
+refuses pulls. When a balancer on the same host fronts that registry alone (``registry.cluster``
+and ``registry_lb`` on one host), the balancer outlives the restarts, and this module gives it
+somewhere to send clients meanwhile:
 
 1. a standby — the registry once more, read-only, on the same files and storage, publishing
-   nothing, on the private network — starts and logs that it listens; the balancer's disabled
-   slot for it (haproxy.cfg) gets its address, is marked down and made ready, and the window
-   waits until the balancer's own checks bring it up (haproxy counts a server leaving
-   maintenance as up before any check: marked down, it must pass ``rise`` checks first);
-2. the registry switches (`up` drains it at the balancer first and makes it ready after);
-3. when the window closes, the registry is given its new container's address, marked down, and
-   waited for in the same way; then the standby is drained, its slot disabled, and the container
-   removed.
+   nothing, on the private network — starts: for a window the registry as the inventory has it
+   (:func:`window`), for a replacement the running container as recorded (:func:`covering`);
+   the balancer's disabled slot for it (haproxy.cfg) gets its address, is marked down and made
+   ready, and the run waits until the balancer's own checks bring it up (haproxy counts a
+   server leaving maintenance as up before any check: marked down, it must pass ``rise`` first);
+2. the registry switches or is replaced (drained at the balancer first, made ready after);
+3. the registry is given its new container's address, marked down, and waited for in the same
+   way; then the standby is drained, its slot disabled, and the container removed.
 
-A balancer that cannot be driven (stopped, its socket out of reach, or a haproxy.cfg from before
-the slot existed) is a warning: the window runs without a standby, as on a registry of its own.
-The standby stays where the registry does not come back, so that clients keep being served; and
-where regdeploy is killed inside the window. The next `up` removes it (a stray, with its reason)
-and the next `gc` or `backup` replaces it.
+Whatever keeps the standby from serving (a balancer stopped or out of reach, a haproxy.cfg from
+before the slot existed, a standby that does not come up) is a warning, and the run goes on with
+the pause. The standby stays where the registry does not come back, so that clients keep being
+served, and where regdeploy is killed meanwhile; the next `up` removes it (a stray, with its
+reason) and the next `gc` or `backup` replaces it.
 """
 
 from __future__ import annotations
@@ -31,73 +32,120 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from regdeploy.deploy.layout import standby_name
 from regdeploy.errors import HostError, RegdeployError
 from regdeploy.materials.secrets import Masker
 from regdeploy.ops.drain import BACKEND, DRAIN_TIMEOUT, Admin
-from regdeploy.ops.run import HostJob, Progress
 from regdeploy.spec.cluster import LB_RISE, lb_admin_socket, lone_local_replica, standby_server
 
 if TYPE_CHECKING:
+    from regdeploy.deploy.facts import ContainerFacts
+    from regdeploy.deploy.files import Rendered
+    from regdeploy.deploy.units import Unit
+    from regdeploy.spec.registry import RegistrySpec
     from regdeploy.transport.base import Transport
     from regdeploy.transport.engine_api import Engine
 
-LISTENING = "listening on"  # what the registry logs once it serves
 START_TIMEOUT = 30.0
 
 
+def window(
+    spec: RegistrySpec, rendered: Rendered, transport: Transport, masker: Masker, say: Callable[[str], None]
+) -> contextlib.AbstractContextManager[bool]:
+    """For a read-only window (ops/readonly.py): the registry's unit as the inventory has it,
+    read-only, serves beside it within the block; yields whether it does. Nothing where no balancer
+    fronts this registry alone on its own host."""
+    from regdeploy.deploy.units import standby_unit
+
+    if lone_local_replica(spec) is None:
+        return contextlib.nullcontext(False)
+    return _serving(spec, transport, standby_unit(spec, rendered), masker, say)
+
+
+def covering(
+    spec: RegistrySpec, in_window: bool, transport: Transport, current: ContainerFacts | None,
+    masker: Masker, say: Callable[[str], None],
+) -> contextlib.AbstractContextManager[bool]:  # fmt: skip
+    """For `up` or `rollback` replacing a lone replica behind its local balancer: the running
+    registry as it is (:func:`covering_unit`) serves, read-only, while it is replaced. Nothing
+    inside a window (its standby serves already); a balancer without the slot is no warning here
+    (this `up` may be the one adding it)."""
+    unit = None if in_window else covering_unit(spec, current)
+    if unit is None:
+        return contextlib.nullcontext(False)
+    return _serving(spec, transport, unit, masker, say, quiet=True)
+
+
+def covering_unit(spec: RegistrySpec, current: ContainerFacts | None) -> Unit | None:
+    """The standby for a replacement: the running registry's own recorded definition (its image by
+    id, its config file and mounts as they are now: `up` writes the new files after it started, and
+    a file mounted alone keeps its old content), read-only and publishing nothing. None where no
+    balancer fronts this registry alone on its host, or nothing (regdeploy's) runs yet."""
+    from regdeploy.deploy.generation import unit_from_definition
+    from regdeploy.deploy.units import STANDBY_ENV
+
+    if lone_local_replica(spec) is None or current is None or not current.running or not current.definition:
+        return None
+    old = unit_from_definition(spec.name, "registry", current.definition)
+    return dataclasses.replace(
+        old, name=standby_name(spec), role="standby", image=current.image_id or old.image, ports=(),
+        aliases=(), restart="no", env={**old.env, **STANDBY_ENV},
+    )  # fmt: skip
+
+
 @contextlib.contextmanager
-def standing_in(job: HostJob, masker: Masker, progress: Progress) -> Iterator[HostJob]:
-    """Within the block, a read-only standby serves beside the registry behind its local balancer;
-    yields the job whose `up` runs leave the standby alone. No balancer alone in front of this
-    registry on its own host (or one that cannot be driven): nothing is started, and the job is
-    yielded as it is."""
-    lone = lone_local_replica(job.spec)
-    if lone is None:
-        yield job
-        return
+def _serving(
+    spec: RegistrySpec, transport: Transport, unit: Unit, masker: Masker, say: Callable[[str], None],
+    quiet: bool = False,
+) -> Iterator[bool]:  # fmt: skip
+    """*unit* as the standby in the balancer's slot within the block; yields whether it serves.
+    Whatever keeps it from serving is a warning (the block runs all the same, with the pause)."""
     from regdeploy.spec import validate as v
-    from regdeploy.transport import open_transport
 
-    def say(message: str) -> None:
-        progress(job.name, message)
-
-    assert job.spec.lb is not None
+    lone = lone_local_replica(spec)
+    assert lone is not None and spec.lb is not None
     # The balancer passes a server after LB_RISE checks, and sees one fail after 3: room for both.
-    timeout = max(START_TIMEOUT, (LB_RISE + 3) * v.duration_seconds(job.spec.lb.check_interval) + 5)
-    transport = open_transport(job.name, job.vars, say)
+    timeout = max(START_TIMEOUT, (LB_RISE + 3) * v.duration_seconds(spec.lb.check_interval) + 5)
+    admin = Admin(spec.host, transport, lb_admin_socket(spec.config_dir))
+    slot = standby_server(lone.host)
+    if not _slot_ready_to_use(admin, slot, say, quiet):
+        yield False
+        return
     try:
-        admin = Admin(job.name, transport, lb_admin_socket(job.spec.config_dir))
-        slot = standby_server(lone.host)
-        if not _slot_ready_to_use(admin, slot, say):
-            yield job
-            return
-        job = job.on_host(transport.identity())
-        cid = _start(job, transport, masker, say)
-        try:
-            bring_up(admin, slot, _address(transport, cid, job.spec.network), lone.port, timeout)
-        except (RegdeployError, OSError) as exc:
-            _remove(transport, cid, say)
-            raise HostError(f"{job.name}: the standby did not come up at the balancer: {exc}") from None
-        say("a read-only standby serves pulls at the balancer while the registry restarts")
-        try:
-            yield dataclasses.replace(job, keeps_standby=True)
-        finally:
-            _retire(job, admin, slot, cid, transport, timeout, say)
+        cid = _start(spec, transport, unit, masker, say)
+    except RegdeployError as exc:
+        say(f"warning: no standby ({exc}): pulls pause for the restart")
+        yield False
+        return
+    try:
+        bring_up(admin, slot, _address(transport, cid, spec.network), lone.port, timeout)
+    except (RegdeployError, OSError) as exc:
+        say(f"warning: the standby did not come up at the balancer ({exc}): pulls pause for the restart")
+        _remove(transport, cid, say)
+        yield False
+        return
+    say("a read-only standby serves pulls at the balancer while the registry restarts")
+    try:
+        yield True
     finally:
-        transport.close()
+        _retire(spec, admin, slot, cid, transport, timeout, say)
 
 
-def _slot_ready_to_use(admin: Admin, slot: str, say: Callable[[str], None]) -> bool:
+def _slot_ready_to_use(admin: Admin, slot: str, say: Callable[[str], None], quiet: bool = False) -> bool:
     """Whether the balancer answers and has the standby's slot; a warning naming the way out if not."""
     try:
         status = admin.status(slot)
     except (RegdeployError, OSError) as exc:
+        if quiet:
+            return False
         say(
             f"warning: balancer: cannot reach its admin socket ({exc}); "
             "no standby this time: pulls pause for the restarts"
         )
         return False
     if not status:
+        if quiet:
+            return False
         say(
             f"warning: balancer: its haproxy.cfg has no slot {slot} (written by an older regdeploy): "
             "run `regdeploy up` to add it; no standby this time: pulls pause for the restarts"
@@ -106,61 +154,51 @@ def _slot_ready_to_use(admin: Admin, slot: str, say: Callable[[str], None]) -> b
     return True
 
 
-def _start(job: HostJob, transport: Transport, masker: Masker, say: Callable[[str], None]) -> str:
-    """The standby container, started and listening (one left by an interrupted run removed
-    first); its id."""
+def _start(
+    spec: RegistrySpec, transport: Transport, unit: Unit, masker: Masker, say: Callable[[str], None]
+) -> str:
+    """The standby container, started (one left by an interrupted run removed first); its id."""
     from regdeploy.deploy.definition import create_body, definition, labels
-    from regdeploy.deploy.units import standby_unit
 
     engine = transport.engine()
-    unit = standby_unit(job.spec, job.rendered)
     if engine.inspect_container(unit.name) is not None:
         engine.remove_container(unit.name, force=True)
     image = engine.inspect_image(unit.image)
     wanted = definition(unit, str(image["Id"]) if image else None, "")
-    body = create_body(unit, wanted, labels(job.spec.host, job.spec.name, unit, wanted))
+    body = create_body(unit, wanted, labels(spec.host, spec.name, unit, wanted))
     say(f"starting {unit.name} (read-only) beside the registry")
     cid = engine.create_container(unit.name, body)
     try:
         engine.start_container(cid)
-        _wait_listening(engine, cid, job.spec.health_timeout, masker, unit.name)
+        _check_running(engine, cid, masker, unit.name)
     except RegdeployError as exc:
         engine.remove_container(cid, force=True)
-        raise HostError(f"{job.name}: the standby {unit.name}: {exc}") from None
+        raise HostError(f"{unit.name}: {exc}") from None
     return cid
 
 
-def _wait_listening(engine: Engine, cid: str, timeout: float, masker: Masker, name: str) -> None:
-    """Until the new container logs that it listens. Its whole log: it never started before (a
-    log probe's ``since`` of StartedAt would miss lines written before Docker recorded that time,
-    and the registry writes its first ones within a millisecond)."""
+def _check_running(engine: Engine, cid: str, masker: Masker, name: str) -> None:
+    """HostError with its log when the new container is not running. Whether it serves, the
+    balancer's own checks tell (:func:`bring_up`): its log may say nothing at the registry's
+    log level (warn: no "listening on")."""
     from regdeploy.deploy.health import log_tail
 
-    deadline = time.monotonic() + timeout
-    while True:
-        state = (engine.inspect_container(cid) or {}).get("State", {})
-        if state.get("Status") in ("exited", "dead", None):
-            tail = log_tail(engine, cid, masker.mask, name)
-            raise HostError(f"it exited (code {state.get('ExitCode')}){tail}")
-        if LISTENING in engine.container_logs(cid, tail=200).decode(errors="replace"):
-            return
-        if time.monotonic() > deadline:
-            raise HostError(
-                f"it did not log {LISTENING!r} within {timeout:g}s{log_tail(engine, cid, masker.mask, name)}"
-            )
-        time.sleep(0.1)
+    state = (engine.inspect_container(cid) or {}).get("State", {})
+    if state.get("Status") != "running":
+        tail = log_tail(engine, cid, masker.mask, name)
+        raise HostError(f"it is {state.get('Status')} (code {state.get('ExitCode')}){tail}")
 
 
 def _retire(
-    job: HostJob, admin: Admin, slot: str, cid: str, transport: Transport, timeout: float,
+    spec: RegistrySpec, admin: Admin, slot: str, cid: str, transport: Transport, timeout: float,
     say: Callable[[str], None],
 ) -> None:  # fmt: skip
     """Once the registry is back at the balancer: the standby drained, disabled and removed. Never
     raises (whatever ended the window stays the error); a registry that is not back keeps it."""
-    lone = lone_local_replica(job.spec)
+    lone = lone_local_replica(spec)
     assert lone is not None
     try:
-        address = _address(transport, job.spec.name, job.spec.network)
+        address = _address(transport, spec.name, spec.network)
         bring_up(admin, lone.host, address, lone.port, timeout, main=True)
     except (RegdeployError, OSError) as exc:
         say(

@@ -89,11 +89,14 @@ class Traffic:
         for thread in self._threads:
             thread.join(30)
 
-    def check(self, what: str) -> None:
+    def check(self, what: str, window: bool = True) -> None:
         print(f"pulls through the balancer during {what}: {self.pulls} ok, {len(self.failures)} failed")
         assert self.failures == [], self.failures[:5]
         assert self.pulls >= 20, self.pulls
-        assert self.refusals and set(self.refusals) == {405}, self.refusals  # read-only, never a 503
+        if window:  # pushes get the read-only refusal in it, never a 503
+            assert self.refusals and set(self.refusals) == {405}, self.refusals
+        else:  # a replacement: pushes reaching the standby are refused the same way
+            assert set(self.refusals) <= {405}, self.refusals
 
 
 def test_pulls_through_a_local_balancer_never_fail_during_gc(
@@ -181,9 +184,37 @@ def test_pulls_through_a_local_balancer_never_fail_during_backup(
     lb = d.api(port=lb_port)
     kept = push_small_image(lb, "team/app", b"kept layer", "new", image_config(diff_ids=["new"]))
     lb.close()
+    checked = d.run("verify", "--json")  # directly and through the balancer
+    assert checked.exit_code == 0, checked.output
     with Traffic(d, lb_port, kept) as traffic:
         made = d.run("backup", "--to", str(tmp_path / "backup"), "--json")
     assert made.exit_code == 0, made.output
     traffic.check("backup")
     assert (tmp_path / "backup" / "regdeploy-backup.json").exists()
     assert "readonly:\n      enabled: false" in (d.config / "config.yml").read_text()
+
+
+def test_pulls_through_a_local_balancer_never_fail_while_up_or_rollback_replaces_the_registry(
+    deployment: Deployment, free_port: Callable[[], int], haproxy_image: str
+) -> None:
+    d = deployment
+    lb_port = free_port()
+    fronted(d, lb_port, haproxy_image)
+    d.up_json()
+    lb = d.api(port=lb_port)
+    kept = push_small_image(lb, "team/app", b"kept layer", "new", image_config(diff_ids=["new"]))
+    lb.close()
+    d.registry["log_level"] = "warn"  # config.yml changes: the registry is replaced
+    d.write(registry_lb={"cluster": d.name, "port": lb_port, "name": f"{d.name}-lb", "image": haproxy_image})
+    with Traffic(d, lb_port, kept) as traffic:
+        changed = d.run("up", "--json")
+    assert changed.exit_code == 0, changed.output
+    traffic.check("up", window=False)
+    assert "a read-only standby serves pulls" in changed.stderr and "standby removed" in changed.stderr
+    assert 'level: "warn"' in (d.config / "config.yml").read_text()
+    with Traffic(d, lb_port, kept) as traffic:
+        back = d.run("rollback", "--json")
+    assert back.exit_code == 0, back.output
+    traffic.check("rollback", window=False)
+    assert "standby removed" in back.stderr
+    assert 'level: "info"' in (d.config / "config.yml").read_text()  # the previous config is back

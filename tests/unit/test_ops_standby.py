@@ -4,6 +4,7 @@ engine are exercised by tests/integration/test_gc_standby.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from regdeploy.deploy.plan import STANDBY_LEFT, make_plan
 from regdeploy.deploy.units import STANDBY_ENV, registry_unit, standby_unit
 from regdeploy.errors import HostError
 from regdeploy.ops import drain, standby
+from regdeploy.ops.readonly import standing_in
 from regdeploy.ops.run import _without_standby, prepare
 from regdeploy.spec.cluster import Backend
 
@@ -145,7 +147,7 @@ def test_no_balancer_on_the_host_means_no_standby(tmp_path: Path) -> None:
         yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local", "registry": {}}}}})
     )
     (job,) = prepare(path, None).jobs
-    with standby.standing_in(job, None, lambda h, m: None) as inside:  # type: ignore[arg-type]
+    with standing_in(job, None, lambda h, m: None) as inside:  # type: ignore[arg-type]
         assert inside is job  # nothing started, no host reached
 
 
@@ -229,14 +231,43 @@ def test_the_standby_stays_when_the_registry_is_not_back_and_goes_once_it_is(tmp
     said: list[str] = []
     transport = FakeTransport()
     never = ScriptedAdmin(["DOWN"])
-    standby._retire(job, never, "s", "cid", transport, 0.0, said.append)  # type: ignore[arg-type]
+    standby._retire(job.spec, never, "s", "cid", transport, 0.0, said.append)  # type: ignore[arg-type]
     assert transport.fake_engine.removed == [] and "keeps serving" in said[-1]
     assert not any("state drain" in line for line in never.log)
 
     back = ScriptedAdmin(["UP"])
-    standby._retire(job, back, "s", "cid", transport, 5.0, said.append)  # type: ignore[arg-type]
+    standby._retire(job.spec, back, "s", "cid", transport, 5.0, said.append)  # type: ignore[arg-type]
     assert "set server replicas/localhost addr 10.0.0.9 port 5000" in back.log
     assert back.log.index("set server replicas/s state drain") < back.log.index(
         "set server replicas/s state maint"
     )
     assert transport.fake_engine.removed == ["cid"] and said[-1] == "standby removed"
+
+
+def test_a_replacement_is_covered_by_the_running_registry_as_recorded(tmp_path: Path) -> None:
+    from regdeploy.deploy.definition import definition
+
+    (job,) = prepare(fronted(tmp_path), None).jobs
+    old = dataclasses.replace(registry_unit(job.spec, job.rendered), image="registry:2.8.1")
+    recorded = definition(old, "sha256:old", "digest")
+
+    def running(status: str = "running", d: Any = recorded) -> ContainerFacts:
+        return ContainerFacts("id", "reg", "sha256:old", status, "t", True, d, frozenset(), "reg", "registry")
+
+    unit = standby.covering_unit(job.spec, running())
+    assert unit is not None
+    assert (unit.name, unit.role, unit.image, unit.ports, unit.aliases) == (
+        "reg-standby",
+        "standby",
+        "sha256:old",
+        (),
+        (),
+    )
+    assert (
+        unit.env == {**old.env, **STANDBY_ENV} and unit.mounts == old.mounts and unit.command == old.command
+    )
+    assert standby.covering_unit(job.spec, None) is None  # nothing runs yet: a first up
+    assert standby.covering_unit(job.spec, running("exited")) is None
+    assert standby.covering_unit(job.spec, running(d=None)) is None  # not regdeploy's definition
+    with standby.covering(job.spec, True, None, running(), None, None) as serving:  # type: ignore[arg-type]
+        assert serving is False  # a window's standby serves already
