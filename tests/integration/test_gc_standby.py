@@ -29,6 +29,17 @@ def fronted(d: Deployment, port: int, haproxy_image: str) -> None:
     d.write(registry_lb={"cluster": d.name, "port": port, "name": f"{d.name}-lb", "image": haproxy_image})
 
 
+def deployed_with_kept(d: Deployment, port: int, haproxy_image: str) -> str:
+    """The fronted registry up, "team/app:new" pushed through the balancer; its digest."""
+    fronted(d, port, haproxy_image)
+    d.up_json()
+    lb = d.api(port=port)
+    try:
+        return push_small_image(lb, "team/app", b"kept layer", "new", image_config(diff_ids=["new"]))
+    finally:
+        lb.close()  # an idle keep-alive connection would hold a drain for its 10 s
+
+
 def pull(api: RegistryClient, tag: str) -> str:
     """A pull as a client makes it: the manifest, then every blob it names; the manifest digest."""
     got = api.request("GET", f"/v2/team/app/manifests/{tag}", headers={"Accept": MANIFEST})
@@ -104,15 +115,13 @@ def test_pulls_through_a_local_balancer_never_fail_during_gc(
 ) -> None:
     d = deployment
     lb_port = free_port()
-    fronted(d, lb_port, haproxy_image)
-    d.up_json()
+    kept = deployed_with_kept(d, lb_port, haproxy_image)
     lb = d.api(port=lb_port)
     big = b"collected layer " * 65536
     config = image_config(created="2026-01-01T00:00:00Z", diff_ids=["old"])
     gone = push_small_image(lb, "team/app", big, "old", config)
-    kept = push_small_image(lb, "team/app", b"kept layer", "new", image_config(diff_ids=["new"]))
     assert lb.request("DELETE", f"/v2/team/app/manifests/{gone}").status == 202
-    lb.close()  # an idle keep-alive connection would hold the drain for its 10 s
+    lb.close()
 
     with Traffic(d, lb_port, kept) as traffic:
         done = d.run("gc", "--json")
@@ -139,10 +148,7 @@ def test_up_after_a_gc_killed_in_its_window_removes_the_standby_and_is_writable(
 
     d = deployment
     lb_port = free_port()
-    fronted(d, lb_port, haproxy_image)
-    d.up_json()
-    lb = d.api(port=lb_port)
-    push_small_image(lb, "team/app", b"a layer", "v1", image_config(diff_ids=["v1"]))
+    deployed_with_kept(d, lb_port, haproxy_image)
     standby = f"{d.name}-standby"
     gc = subprocess.Popen(
         [sys.executable, "-m", "regdeploy", "gc", "-i", str(d.inventory)],
@@ -179,11 +185,7 @@ def test_pulls_through_a_local_balancer_never_fail_during_backup(
 ) -> None:
     d = deployment
     lb_port = free_port()
-    fronted(d, lb_port, haproxy_image)
-    d.up_json()
-    lb = d.api(port=lb_port)
-    kept = push_small_image(lb, "team/app", b"kept layer", "new", image_config(diff_ids=["new"]))
-    lb.close()
+    kept = deployed_with_kept(d, lb_port, haproxy_image)
     checked = d.run("verify", "--json")  # directly and through the balancer
     assert checked.exit_code == 0, checked.output
     with Traffic(d, lb_port, kept) as traffic:
@@ -199,13 +201,9 @@ def test_pulls_through_a_local_balancer_never_fail_while_up_or_rollback_replaces
 ) -> None:
     d = deployment
     lb_port = free_port()
-    fronted(d, lb_port, haproxy_image)
-    d.up_json()
-    lb = d.api(port=lb_port)
-    kept = push_small_image(lb, "team/app", b"kept layer", "new", image_config(diff_ids=["new"]))
-    lb.close()
+    kept = deployed_with_kept(d, lb_port, haproxy_image)
     d.registry["log_level"] = "warn"  # config.yml changes: the registry is replaced
-    d.write(registry_lb={"cluster": d.name, "port": lb_port, "name": f"{d.name}-lb", "image": haproxy_image})
+    fronted(d, lb_port, haproxy_image)
     with Traffic(d, lb_port, kept) as traffic:
         changed = d.run("up", "--json")
     assert changed.exit_code == 0, changed.output
