@@ -166,7 +166,7 @@ def make_plan(
     return Plan(spec.host, tuple(changes))
 
 
-STANDBY_LEFT = "a read-only standby an interrupted gc or backup left (data is kept)"
+STANDBY_LEFT = "a read-only standby an interrupted run left (data is kept)"
 
 
 def _owner_differs(state: FileState, owner: tuple[int, int] | None) -> bool:

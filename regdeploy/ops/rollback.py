@@ -66,14 +66,16 @@ def rollback_host(job: HostJob, state_root: Path, masker: Masker, progress: Prog
         plan = Plan(plan.host, (*kept, *created_now))
         ca = job.materials.tls.ca_cert if job.materials.tls else None
         from regdeploy.ops.drain import drained
-        from regdeploy.ops.standby import covering
+        from regdeploy.ops.standby import covering, covering_unit
 
         # A replica behind balancers is drained while its registry goes, as `up` does (and a lone
         # one behind its own host's balancer has a standby meanwhile).
         goes = plan.unit_change(spec.name) is not None
-        current = facts.container(spec.name) if goes else None
+        standby = None
+        if goes:
+            standby = covering_unit(spec, facts.container(spec.name), plan, definitions.get(spec.name))
         with (
-            covering(spec, False, transport, current, masker, say),
+            covering(spec, transport, standby, masker, say),
             drained(job.name, spec.cluster_view if goes else None, say),
         ):
             apply_plan(transport, spec, rendered, plan, wanted, ca, say, masker.mask,

@@ -209,17 +209,19 @@ def up_host(
                 _storage_ready(job, say)
         if not check:
             from regdeploy.ops.drain import drained
-            from regdeploy.ops.standby import covering
+            from regdeploy.ops.standby import covering, covering_unit, without_standby_removal
 
             ca = job.materials.tls.ca_cert if job.materials.tls else None
             view = job.spec.cluster_view if _registry_action(plan, job.spec) in GOES else None
-            # A lone replica behind its own host's balancer: a standby serves while it is replaced.
-            current = facts.container(job.spec.name) if view is not None else None
-            with (
-                covering(job.spec, job.keeps_standby, transport, current, masker, say),
-                drained(job.name, view, say),
-            ):
-                previous = _apply(job, transport, plan, wanted, ca, say, masker)
+            # A lone replica behind its own host's balancer: a standby serves while it is replaced
+            # (not inside a window: the window's standby serves already).
+            standby = None
+            if view is not None and not job.keeps_standby:
+                current = facts.container(job.spec.name)
+                standby = covering_unit(job.spec, current, plan, wanted.definitions.get(job.spec.name))
+            applied = without_standby_removal(plan) if standby is not None else plan
+            with covering(job.spec, transport, standby, masker, say), drained(job.name, view, say):
+                previous = _apply(job, transport, applied, wanted, ca, say, masker)
             if generations is not None and plan.changed:
                 keep_generation(generations, job.name, replaced(plan, facts, previous))
         return plan

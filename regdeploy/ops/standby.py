@@ -33,14 +33,17 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from regdeploy.deploy.layout import standby_name
+from regdeploy.deploy.plan import STANDBY_LEFT
 from regdeploy.errors import HostError, RegdeployError
 from regdeploy.materials.secrets import Masker
 from regdeploy.ops.drain import BACKEND, DRAIN_TIMEOUT, Admin
 from regdeploy.spec.cluster import LB_RISE, lb_admin_socket, lone_local_replica, standby_server
 
 if TYPE_CHECKING:
+    from regdeploy.deploy.definition import Definition
     from regdeploy.deploy.facts import ContainerFacts
     from regdeploy.deploy.files import Rendered
+    from regdeploy.deploy.plan import Plan
     from regdeploy.deploy.units import Unit
     from regdeploy.spec.registry import RegistrySpec
     from regdeploy.transport.base import Transport
@@ -63,34 +66,52 @@ def window(
 
 
 def covering(
-    spec: RegistrySpec, in_window: bool, transport: Transport, current: ContainerFacts | None,
-    masker: Masker, say: Callable[[str], None],
-) -> contextlib.AbstractContextManager[bool]:  # fmt: skip
-    """For `up` or `rollback` replacing a lone replica behind its local balancer: the running
-    registry as it is (:func:`covering_unit`) serves, read-only, while it is replaced. Nothing
-    inside a window (its standby serves already); a balancer without the slot is no warning here
-    (this `up` may be the one adding it)."""
-    unit = None if in_window else covering_unit(spec, current)
+    spec: RegistrySpec, transport: Transport, unit: Unit | None, masker: Masker, say: Callable[[str], None]
+) -> contextlib.AbstractContextManager[bool]:
+    """For `up` or `rollback` replacing a lone replica behind its local balancer: *unit* (from
+    :func:`covering_unit`; None: nothing) serves, read-only, while the registry is replaced. A
+    balancer without the slot is no warning here (this `up` may be the one adding it)."""
     if unit is None:
         return contextlib.nullcontext(False)
     return _serving(spec, transport, unit, masker, say, quiet=True)
 
 
-def covering_unit(spec: RegistrySpec, current: ContainerFacts | None) -> Unit | None:
-    """The standby for a replacement: the running registry's own recorded definition (its image by
-    id, its config file and mounts as they are now: `up` writes the new files after it started, and
-    a file mounted alone keeps its old content), read-only and publishing nothing. None where no
-    balancer fronts this registry alone on its host, or nothing (regdeploy's) runs yet."""
-    from regdeploy.deploy.generation import unit_from_definition
-    from regdeploy.deploy.units import STANDBY_ENV
+def covering_unit(
+    spec: RegistrySpec, current: ContainerFacts | None, plan: Plan, wanted: Definition | None
+) -> Unit | None:
+    """The standby for a replacement by *plan*: the running registry's own recorded definition (its
+    image by id, its config file and mounts as they are now: the new files are written after it
+    started, and a file mounted alone keeps its old content), read-only and publishing nothing.
 
-    if lone_local_replica(spec) is None or current is None or not current.running or not current.definition:
+    None where it could not stand in: no balancer fronting this registry alone on its host; nothing
+    of regdeploy's running (a first `up`, a crash loop); the balancer itself changing in the same
+    plan (a new haproxy starts with the slot disabled); the registry's user changing (the files and
+    data are handed to the new one while the standby reads them); a definition it cannot read."""
+    from regdeploy.deploy.generation import unit_from_definition
+    from regdeploy.deploy.units import STANDBY_ENV, lb_name
+
+    if lone_local_replica(spec) is None or current is None or current.status != "running":
         return None
-    old = unit_from_definition(spec.name, "registry", current.definition)
+    recorded = current.definition
+    if not recorded or plan.unit_change(lb_name(spec)) is not None:
+        return None
+    if wanted is None or (recorded.get("run") or {}).get("user") != (wanted.get("run") or {}).get("user"):
+        return None
+    try:
+        old = unit_from_definition(spec.name, "registry", recorded)
+    except (KeyError, TypeError, ValueError, AttributeError):  # a label written by hand or long ago
+        return None
     return dataclasses.replace(
         old, name=standby_name(spec), role="standby", image=current.image_id or old.image, ports=(),
         aliases=(), restart="no", env={**old.env, **STANDBY_ENV},
     )  # fmt: skip
+
+
+def without_standby_removal(plan: Plan) -> Plan:
+    """*plan* less the removal of a standby an earlier run left: the covering standby takes its name
+    (removing the leftover first) and goes when the replacement is done."""
+    kept = tuple(c for c in plan.changes if not (c.action == "remove" and c.reason == STANDBY_LEFT))
+    return dataclasses.replace(plan, changes=kept)
 
 
 @contextlib.contextmanager
@@ -121,6 +142,8 @@ def _serving(
         bring_up(admin, slot, _address(transport, cid, spec.network), lone.port, timeout)
     except (RegdeployError, OSError) as exc:
         say(f"warning: the standby did not come up at the balancer ({exc}): pulls pause for the restart")
+        with contextlib.suppress(RegdeployError, OSError):
+            admin.set_state(slot, "maint")
         _remove(transport, cid, say)
         yield False
         return

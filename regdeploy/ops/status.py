@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def _extra(container: ContainerFacts) -> str:
     """The role shown for a container of the registry that is no unit of the host."""
     if container.role == "standby":
-        return "standby (read-only, for a gc or backup window; `up` removes one left behind)"
+        return "standby (read-only, while the registry restarts; `up` removes one left behind)"
     return "no longer wanted"
 
 

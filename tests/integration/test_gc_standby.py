@@ -148,7 +148,7 @@ def test_up_after_a_gc_killed_in_its_window_removes_the_standby_and_is_writable(
 
     d = deployment
     lb_port = free_port()
-    deployed_with_kept(d, lb_port, haproxy_image)
+    kept = deployed_with_kept(d, lb_port, haproxy_image)
     standby = f"{d.name}-standby"
     gc = subprocess.Popen(
         [sys.executable, "-m", "regdeploy", "gc", "-i", str(d.inventory)],
@@ -166,10 +166,14 @@ def test_up_after_a_gc_killed_in_its_window_removes_the_standby_and_is_writable(
     status = d.run("status", "--json")
     units = {u["name"]: u for u in json.loads(status.stdout)["hosts"]["localhost"]["units"]}
     assert units[standby]["role"].startswith("standby (read-only") and units[standby]["running"], units
-    report = d.up_json()
+    with Traffic(d, lb_port, kept) as traffic:  # the leftover goes, the registry is replaced: no pause
+        recovered = d.run("up", "--json")
+    assert recovered.exit_code == 0, recovered.output
+    traffic.check("the up after a killed gc", window=False)
+    report = json.loads(recovered.stdout)
     removal = [c for c in report["hosts"]["localhost"]["changes"] if c["resource"] == f"container:{standby}"]
     assert [c["action"] for c in removal] == ["remove"], report
-    assert "interrupted gc or backup" in removal[0]["reason"]
+    assert "an interrupted run left" in removal[0]["reason"]
     assert not docker_client.containers.list(all=True, filters={"name": standby})
     for _ in range(6):  # every push lands on the writable registry now, never on a read-only one
         api = d.api(port=lb_port)

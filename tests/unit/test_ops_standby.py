@@ -246,15 +246,18 @@ def test_the_standby_stays_when_the_registry_is_not_back_and_goes_once_it_is(tmp
 
 def test_a_replacement_is_covered_by_the_running_registry_as_recorded(tmp_path: Path) -> None:
     from regdeploy.deploy.definition import definition
+    from regdeploy.deploy.plan import Change, Plan
 
     (job,) = prepare(fronted(tmp_path), None).jobs
     old = dataclasses.replace(registry_unit(job.spec, job.rendered), image="registry:2.8.1")
     recorded = definition(old, "sha256:old", "digest")
+    wanted = definition(registry_unit(job.spec, job.rendered), "sha256:new", "digest")
+    plan = Plan("localhost", (Change("container", "reg", "recreate", "image"),))
 
     def running(status: str = "running", d: Any = recorded) -> ContainerFacts:
         return ContainerFacts("id", "reg", "sha256:old", status, "t", True, d, frozenset(), "reg", "registry")
 
-    unit = standby.covering_unit(job.spec, running())
+    unit = standby.covering_unit(job.spec, running(), plan, wanted)
     assert unit is not None
     assert (unit.name, unit.role, unit.image, unit.ports, unit.aliases) == (
         "reg-standby",
@@ -266,8 +269,31 @@ def test_a_replacement_is_covered_by_the_running_registry_as_recorded(tmp_path: 
     assert (
         unit.env == {**old.env, **STANDBY_ENV} and unit.mounts == old.mounts and unit.command == old.command
     )
-    assert standby.covering_unit(job.spec, None) is None  # nothing runs yet: a first up
-    assert standby.covering_unit(job.spec, running("exited")) is None
-    assert standby.covering_unit(job.spec, running(d=None)) is None  # not regdeploy's definition
-    with standby.covering(job.spec, True, None, running(), None, None) as serving:  # type: ignore[arg-type]
-        assert serving is False  # a window's standby serves already
+    assert standby.covering_unit(job.spec, None, plan, wanted) is None  # nothing runs yet: a first up
+    for status in ("exited", "restarting"):  # a crash loop is nothing to copy
+        assert standby.covering_unit(job.spec, running(status), plan, wanted) is None
+    assert standby.covering_unit(job.spec, running(d=None), plan, wanted) is None  # not regdeploy's
+    assert standby.covering_unit(job.spec, running(d={"image": "x", "mounts": [{}]}), plan, wanted) is None
+    # The balancer replaced in the same plan starts with the slot disabled: no standby.
+    assert job.spec.lb is not None
+    with_lb = Plan(
+        "localhost", (*plan.changes, Change("container", job.spec.lb.name, "restart", "haproxy.cfg"))
+    )
+    assert standby.covering_unit(job.spec, running(), with_lb, wanted) is None
+    # A new user gets the files and data while the standby would read them as the old one.
+    other_user = {**wanted, "run": {**wanted["run"], "user": "1234:1234"}}
+    assert standby.covering_unit(job.spec, running(), plan, other_user) is None
+    with standby.covering(job.spec, None, None, None, None) as serving:  # type: ignore[arg-type]
+        assert serving is False
+
+
+def test_the_covering_standby_takes_the_leftovers_place_in_the_plan() -> None:
+    from regdeploy.deploy.plan import Change, Plan
+
+    plan = Plan("h", (
+        Change("container", "reg", "recreate", "image"),
+        Change("container", "reg-standby", "remove", STANDBY_LEFT),
+        Change("container", "reg-relay", "remove", "no longer in the inventory (data is kept)"),
+    ))  # fmt: skip
+    kept = standby.without_standby_removal(plan).changes
+    assert [c.target for c in kept] == ["reg", "reg-relay"]
