@@ -209,7 +209,12 @@ def up_host(
                 _storage_ready(job, say)
         if not check:
             from regdeploy.ops.drain import drained
-            from regdeploy.ops.standby import covering, covering_unit, without_standby_removal
+            from regdeploy.ops.standby import (
+                covering,
+                covering_unit,
+                retire_leftover,
+                without_standby_removal,
+            )
 
             ca = job.materials.tls.ca_cert if job.materials.tls else None
             view = job.spec.cluster_view if _registry_action(plan, job.spec) in GOES else None
@@ -219,7 +224,10 @@ def up_host(
             if view is not None and not job.keeps_standby:
                 current = facts.container(job.spec.name)
                 standby = covering_unit(job.spec, current, plan, wanted.definitions.get(job.spec.name))
-            applied = without_standby_removal(plan) if standby is not None else plan
+            trimmed = without_standby_removal(plan)
+            applied = trimmed if standby is not None else plan
+            if standby is None and trimmed.changes != plan.changes:
+                retire_leftover(job.spec, transport, say)  # apply removes it: no client cut off
             with covering(job.spec, transport, standby, masker, say), drained(job.name, view, say):
                 previous = _apply(job, transport, applied, wanted, ca, say, masker)
             if generations is not None and plan.changed:

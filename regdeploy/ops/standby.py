@@ -132,6 +132,7 @@ def _serving(
     if not _slot_ready_to_use(admin, slot, say, quiet):
         yield False
         return
+    _take_out(admin, slot, say)  # a leftover in rotation: its clients finish before it goes
     try:
         cid = _start(spec, transport, unit, masker, say)
     except RegdeployError as exc:
@@ -152,6 +153,29 @@ def _serving(
         yield True
     finally:
         _retire(spec, admin, slot, cid, transport, timeout, say)
+
+
+def retire_leftover(spec: RegistrySpec, transport: Transport, say: Callable[[str], None]) -> None:
+    """Before `up` removes a standby an interrupted run left: its slot drained and disabled, so
+    that the removal cuts no client off (best effort: an unreachable balancer changes nothing)."""
+    lone = lone_local_replica(spec)
+    if lone is not None:
+        _take_out(
+            Admin(spec.host, transport, lb_admin_socket(spec.config_dir)), standby_server(lone.host), say
+        )
+
+
+def _take_out(admin: Admin, slot: str, say: Callable[[str], None]) -> None:
+    """The slot drained (bounded) and disabled, unless it is disabled already."""
+    try:
+        if admin.status(slot).startswith("MAINT"):
+            return
+        say(f"taking the standby left by an earlier run out of the balancer ({slot})")
+        admin.set_state(slot, "drain")
+        _wait_idle(admin, slot)
+        admin.set_state(slot, "maint")
+    except (RegdeployError, OSError) as exc:
+        say(f"warning: balancer: cannot take the slot {slot} out ({exc})")
 
 
 def _slot_ready_to_use(admin: Admin, slot: str, say: Callable[[str], None], quiet: bool = False) -> bool:

@@ -297,3 +297,17 @@ def test_the_covering_standby_takes_the_leftovers_place_in_the_plan() -> None:
     ))  # fmt: skip
     kept = standby.without_standby_removal(plan).changes
     assert [c.target for c in kept] == ["reg", "reg-relay"]
+
+
+def test_a_leftover_in_rotation_is_drained_and_disabled_before_it_goes() -> None:
+    said: list[str] = []
+    idle = ScriptedAdmin(["MAINT"])
+    standby._take_out(idle, "s", said.append)
+    assert idle.log == ["show stat"] and said == []  # disabled already: nothing to do
+    serving = ScriptedAdmin(["UP"])
+    standby._take_out(serving, "s", said.append)
+    assert [line for line in serving.log if line != "show stat"] == [
+        "set server replicas/s state drain",
+        "set server replicas/s state maint",
+    ]
+    assert "taking the standby left by an earlier run out" in said[-1]
