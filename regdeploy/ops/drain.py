@@ -101,8 +101,11 @@ def drained(
     opener: Callable[[BalancerAccess], Admin] = _open,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    ready_after: bool = True,
 ) -> Iterator[None]:
-    """Within the block, *replica* gets no new clients from any balancer of *view*."""
+    """Within the block, *replica* gets no new clients from any balancer of *view*; made ready
+    again after it unless *ready_after* is false (a standby serves, and its retirement brings the
+    replica back once the balancer's checks pass it: ops/standby.py)."""
     admins: list[Admin] = []
     try:
         for access in view.access if view is not None else ():
@@ -126,7 +129,8 @@ def drained(
     finally:
         for admin in admins:
             try:
-                admin.set_state(replica, "ready")
+                if ready_after:
+                    admin.set_state(replica, "ready")
             except (RegdeployError, OSError) as exc:
                 fix = f"echo 'set server {BACKEND}/{replica} state ready' | socat - {admin.socket}"
                 say(f"warning: balancer {admin.host}: cannot make {replica} ready ({exc}): run `{fix}` there")

@@ -75,8 +75,8 @@ def rollback_host(job: HostJob, state_root: Path, masker: Masker, progress: Prog
         if goes:
             standby = covering_unit(spec, facts.container(spec.name), plan, definitions.get(spec.name))
         with (
-            covering(spec, transport, standby, masker, say),
-            drained(job.name, spec.cluster_view if goes else None, say),
+            covering(spec, transport, standby, masker, say) as covered,
+            drained(job.name, spec.cluster_view if goes else None, say, ready_after=not covered),
         ):
             apply_plan(transport, spec, rendered, plan, wanted, ca, say, masker.mask,
                        obtain_image=image_provider(transport, job.vars, say, job.sidecar_image))  # fmt: skip

@@ -228,7 +228,11 @@ def up_host(
             applied = trimmed if standby is not None else plan
             if standby is None and trimmed.changes != plan.changes:
                 retire_leftover(job.spec, transport, say)  # apply removes it: no client cut off
-            with covering(job.spec, transport, standby, masker, say), drained(job.name, view, say):
+            with (
+                covering(job.spec, transport, standby, masker, say) as covered,
+                # Where a standby serves, its retirement brings the registry back, checked first.
+                drained(job.name, view, say, ready_after=not (covered or job.keeps_standby)),
+            ):
                 previous = _apply(job, transport, applied, wanted, ca, say, masker)
             if generations is not None and plan.changed:
                 keep_generation(generations, job.name, replaced(plan, facts, previous))

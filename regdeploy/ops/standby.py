@@ -13,7 +13,8 @@ somewhere to send clients meanwhile:
    the balancer's disabled slot for it (haproxy.cfg) gets its address, is marked down and made
    ready, and the run waits until the balancer's own checks bring it up (haproxy counts a
    server leaving maintenance as up before any check: marked down, it must pass ``rise`` first);
-2. the registry switches or is replaced (drained at the balancer first, made ready after);
+2. the registry switches or is replaced (drained at the balancer first, and left drained: the
+   standby serves alone meanwhile, and no stale address or health of the old container counts);
 3. the registry is given its new container's address, marked down, and waited for in the same
    way; then the standby is drained, its slot disabled, and the container removed.
 
@@ -248,6 +249,8 @@ def _retire(
         address = _address(transport, spec.name, spec.network)
         bring_up(admin, lone.host, address, lone.port, timeout, main=True)
     except (RegdeployError, OSError) as exc:
+        with contextlib.suppress(RegdeployError, OSError):  # it gets clients once its checks pass
+            admin.set_state(lone.host, "ready")
         say(
             f"warning: the registry is not back at the balancer ({exc}): the read-only standby keeps "
             "serving; once the registry serves again, `regdeploy up` removes it"

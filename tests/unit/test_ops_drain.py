@@ -125,3 +125,12 @@ def test_a_restart_or_replacement_of_the_registry_is_drained_a_creation_is_stora
     assert (
         _registry_action(Plan("reg1", (Change("container", "registry-lb", "recreate", "x"),)), spec) is None
     )
+
+
+def test_a_replica_a_standby_covers_is_left_drained_for_the_standby_to_bring_back() -> None:
+    admin = FakeAdmin("lb1", [0])
+    with drain.drained("reg1", view("lb1"), lambda s: None, lambda a: admin, sleep=lambda s: None,
+                       ready_after=False):  # fmt: skip
+        pass
+    assert "set server replicas/reg1 state drain" in admin.log
+    assert not any("state ready" in line for line in admin.log) and admin.transport.closed
