@@ -53,7 +53,7 @@ def proxy_unit_name(spec: RegistrySpec, name: str) -> str:
 
 
 def standby_name(spec: RegistrySpec) -> str:
-    """The read-only registry `gc` and `backup` run beside a lone replica behind a local balancer."""
+    """The read-only registry run beside a lone replica behind a local balancer while it restarts."""
     return f"{spec.name}-standby"
 
 

@@ -41,11 +41,11 @@ from regdeploy.deploy.layout import (
     standby_name,
     token_config_dir,
 )
-from regdeploy.spec.cluster import lb_admin_dir
+from regdeploy.spec.cluster import REGISTRY_CONTAINER_PORT, lb_admin_dir
 from regdeploy.spec.registry import RegistrySpec
 from regdeploy.spec.run import RunSpec
 
-REGISTRY_PORT = "5000/tcp"
+REGISTRY_PORT = f"{REGISTRY_CONTAINER_PORT}/tcp"
 DEBUG_CONTAINER_PORT = "5001/tcp"
 # Scratch space for Python's tempfile in the sidecar; nothing the unit keeps lives there.
 SIDECAR_TMPFS = {"/tmp": "rw,noexec,nosuid,nodev,size=16m"}
@@ -169,13 +169,18 @@ STANDBY_ENV = {
 
 
 def standby_unit(spec: RegistrySpec, rendered: Rendered) -> Unit:
-    """The registry once more, read-only, on the same files and storage, publishing nothing: the
+    """The registry as the inventory has it, as the standby (:func:`as_standby`)."""
+    return as_standby(spec, registry_unit(spec, rendered))
+
+
+def as_standby(spec: RegistrySpec, registry: Unit) -> Unit:
+    """*registry* once more, read-only, on the same files and storage, publishing nothing: the
     local balancer's standby while the registry itself restarts (ops/standby.py). Not a unit of the
-    host: `gc` and `backup` start and remove it, and `up` removes one an interrupted run left."""
-    unit = registry_unit(spec, rendered)
+    host: `gc`, `backup`, `up` and `rollback` start and remove it, and `up` removes one an
+    interrupted run left."""
     return dataclasses.replace(
-        unit, name=standby_name(spec), role="standby", ports=(), aliases=(), restart="no",
-        env={**unit.env, **STANDBY_ENV}, owned_dirs=(),
+        registry, name=standby_name(spec), role="standby", ports=(), aliases=(), restart="no",
+        env={**registry.env, **STANDBY_ENV}, owned_dirs=(),
     )  # fmt: skip
 
 

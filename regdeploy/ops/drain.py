@@ -50,6 +50,9 @@ class Admin:
     def set_state(self, server: str, state: str) -> None:
         self.command_quiet(f"set server {BACKEND}/{server} state {state}")
 
+    def set_health(self, server: str, health: str) -> None:
+        self.command_quiet(f"set server {BACKEND}/{server} health {health}")
+
     def command_quiet(self, line: str) -> None:
         """A command haproxy answers nothing to on success (OSError with its answer otherwise)."""
         answer = self.command(line).strip()

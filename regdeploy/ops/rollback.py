@@ -47,8 +47,7 @@ def rollback_host(job: HostJob, state_root: Path, masker: Masker, progress: Prog
     try:
         job = job.on_host(transport.identity())
         spec = job.spec
-        # A window's standby is never put back (`up` records none; this guards older records).
-        restore = [(n, r, d) for n, (r, d) in generation.units.items() if d is not None and r != "standby"]
+        restore = [(n, r, d) for n, (r, d) in generation.units.items() if d is not None]
         units = tuple(unit_from_definition(name, role, d) for name, role, d in restore)
         rendered = generation.rendered()
         facts = gather(transport, spec, rendered, units)

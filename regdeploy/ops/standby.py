@@ -33,11 +33,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from regdeploy.deploy.layout import standby_name
 from regdeploy.deploy.plan import STANDBY_LEFT
 from regdeploy.errors import HostError, RegdeployError
 from regdeploy.materials.secrets import Masker
-from regdeploy.ops.drain import BACKEND, DRAIN_TIMEOUT, Admin
+from regdeploy.ops.drain import DRAIN_TIMEOUT, Admin
 from regdeploy.spec.cluster import LB_RISE, lb_admin_socket, lone_local_replica, standby_server
 
 if TYPE_CHECKING:
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
     from regdeploy.deploy.files import Rendered
     from regdeploy.deploy.plan import Plan
     from regdeploy.deploy.units import Unit
+    from regdeploy.spec.cluster import Backend
     from regdeploy.spec.registry import RegistrySpec
     from regdeploy.transport.base import Transport
     from regdeploy.transport.engine_api import Engine
@@ -89,7 +89,7 @@ def covering_unit(
     plan (a new haproxy starts with the slot disabled); the registry's user changing (the files and
     data are handed to the new one while the standby reads them); a definition it cannot read."""
     from regdeploy.deploy.generation import unit_from_definition
-    from regdeploy.deploy.units import STANDBY_ENV, lb_name
+    from regdeploy.deploy.units import as_standby, lb_name
 
     if lone_local_replica(spec) is None or current is None or current.status != "running":
         return None
@@ -102,10 +102,7 @@ def covering_unit(
         old = unit_from_definition(spec.name, "registry", recorded)
     except (KeyError, TypeError, ValueError, AttributeError):  # a label written by hand or long ago
         return None
-    return dataclasses.replace(
-        old, name=standby_name(spec), role="standby", image=current.image_id or old.image, ports=(),
-        aliases=(), restart="no", env={**old.env, **STANDBY_ENV},
-    )  # fmt: skip
+    return as_standby(spec, dataclasses.replace(old, image=current.image_id or old.image))
 
 
 def without_standby_removal(plan: Plan) -> Plan:
@@ -128,7 +125,7 @@ def _serving(
     assert lone is not None and spec.lb is not None
     # The balancer passes a server after LB_RISE checks, and sees one fail after 3: room for both.
     timeout = max(START_TIMEOUT, (LB_RISE + 3) * v.duration_seconds(spec.lb.check_interval) + 5)
-    admin = Admin(spec.host, transport, lb_admin_socket(spec.config_dir))
+    admin = _admin(spec, transport)
     slot = standby_server(lone.host)
     if not _slot_ready_to_use(admin, slot, say, quiet):
         yield False
@@ -153,7 +150,7 @@ def _serving(
     try:
         yield True
     finally:
-        _retire(spec, admin, slot, cid, transport, timeout, say)
+        _retire(spec, lone, admin, slot, cid, transport, timeout, say)
 
 
 def retire_leftover(spec: RegistrySpec, transport: Transport, say: Callable[[str], None]) -> None:
@@ -161,9 +158,12 @@ def retire_leftover(spec: RegistrySpec, transport: Transport, say: Callable[[str
     that the removal cuts no client off (best effort: an unreachable balancer changes nothing)."""
     lone = lone_local_replica(spec)
     if lone is not None:
-        _take_out(
-            Admin(spec.host, transport, lb_admin_socket(spec.config_dir)), standby_server(lone.host), say
-        )
+        _take_out(_admin(spec, transport), standby_server(lone.host), say)
+
+
+def _admin(spec: RegistrySpec, transport: Transport) -> Admin:
+    """The balancer's admin socket on this host (the one fronting the lone replica)."""
+    return Admin(spec.host, transport, lb_admin_socket(spec.config_dir))
 
 
 def _take_out(admin: Admin, slot: str, say: Callable[[str], None]) -> None:
@@ -172,11 +172,16 @@ def _take_out(admin: Admin, slot: str, say: Callable[[str], None]) -> None:
         if admin.status(slot).startswith("MAINT"):
             return
         say(f"taking the standby left by an earlier run out of the balancer ({slot})")
-        admin.set_state(slot, "drain")
-        _wait_idle(admin, slot)
-        admin.set_state(slot, "maint")
+        _disable(admin, slot)
     except (RegdeployError, OSError) as exc:
         say(f"warning: balancer: cannot take the slot {slot} out ({exc})")
+
+
+def _disable(admin: Admin, slot: str) -> None:
+    """The slot drained (its sessions waited for, bounded), then disabled."""
+    admin.set_state(slot, "drain")
+    _wait_idle(admin, slot)
+    admin.set_state(slot, "maint")
 
 
 def _slot_ready_to_use(admin: Admin, slot: str, say: Callable[[str], None], quiet: bool = False) -> bool:
@@ -238,13 +243,12 @@ def _check_running(engine: Engine, cid: str, masker: Masker, name: str) -> None:
 
 
 def _retire(
-    spec: RegistrySpec, admin: Admin, slot: str, cid: str, transport: Transport, timeout: float,
-    say: Callable[[str], None],
+    spec: RegistrySpec, lone: Backend, admin: Admin, slot: str, cid: str, transport: Transport,
+    timeout: float, say: Callable[[str], None],
 ) -> None:  # fmt: skip
-    """Once the registry is back at the balancer: the standby drained, disabled and removed. Never
-    raises (whatever ended the window stays the error); a registry that is not back keeps it."""
-    lone = lone_local_replica(spec)
-    assert lone is not None
+    """Once the registry (*lone*, as the balancer knows it) is back at the balancer: the standby
+    drained, disabled and removed. Never raises (whatever ended the window stays the error); a
+    registry that is not back keeps it."""
     try:
         address = _address(transport, spec.name, spec.network)
         bring_up(admin, lone.host, address, lone.port, timeout, main=True)
@@ -257,9 +261,7 @@ def _retire(
         )
         return
     try:
-        admin.set_state(slot, "drain")
-        _wait_idle(admin, slot)
-        admin.set_state(slot, "maint")
+        _disable(admin, slot)
     except (RegdeployError, OSError) as exc:
         say(f"warning: balancer: cannot disable the standby's slot {slot} ({exc}); removing it anyway")
     _remove(transport, cid, say)
@@ -297,7 +299,7 @@ def bring_up(admin: Admin, server: str, address: str, port: int, timeout: float,
     except OSError:
         if not main:  # the registry's own server: Docker's DNS gives the balancer its address too
             raise
-    admin.command_quiet(f"set server {BACKEND}/{server} health down")
+    admin.set_health(server, "down")
     admin.set_state(server, "ready")
     wait_up(admin, server, timeout)
 

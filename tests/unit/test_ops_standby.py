@@ -18,7 +18,7 @@ from regdeploy.errors import HostError
 from regdeploy.ops import drain, standby
 from regdeploy.ops.readonly import standing_in
 from regdeploy.ops.run import _without_standby, prepare
-from regdeploy.spec.cluster import Backend
+from regdeploy.spec.cluster import Backend, lone_local_replica
 
 
 def fronted(tmp_path: Path, registry: dict[str, Any] | None = None) -> Path:
@@ -44,7 +44,7 @@ def test_a_balancer_reaches_the_replica_on_its_own_host_by_container_name(tmp_pa
     cfg = haproxy_cfg(job)
     assert "resolvers docker\n    nameserver dns 127.0.0.11:53" in cfg
     assert "server localhost reg:5000 resolvers docker resolve-prefer ipv4" in cfg
-    assert "# reg-standby: `gc` and `backup` set its address" in cfg
+    assert "# reg-standby: regdeploy sets its address here at run time" in cfg
     assert "server localhost.standby 127.0.0.1:5000 disabled\n" in cfg + "\n"
     assert [u.role for u in job.units] == ["registry", "lb"]  # the standby is no unit of the host
 
@@ -230,13 +230,15 @@ def test_the_standby_stays_when_the_registry_is_not_back_and_goes_once_it_is(tmp
     (job,) = prepare(fronted(tmp_path), None).jobs
     said: list[str] = []
     transport = FakeTransport()
+    lone = lone_local_replica(job.spec)
+    assert lone is not None
     never = ScriptedAdmin(["DOWN"])
-    standby._retire(job.spec, never, "s", "cid", transport, 0.0, said.append)  # type: ignore[arg-type]
+    standby._retire(job.spec, lone, never, "s", "cid", transport, 0.0, said.append)  # type: ignore[arg-type]
     assert transport.fake_engine.removed == [] and "keeps serving" in said[-1]
     assert not any("state drain" in line for line in never.log)
 
     back = ScriptedAdmin(["UP"])
-    standby._retire(job.spec, back, "s", "cid", transport, 5.0, said.append)  # type: ignore[arg-type]
+    standby._retire(job.spec, lone, back, "s", "cid", transport, 5.0, said.append)  # type: ignore[arg-type]
     assert "set server replicas/localhost addr 10.0.0.9 port 5000" in back.log
     assert back.log.index("set server replicas/s state drain") < back.log.index(
         "set server replicas/s state maint"
