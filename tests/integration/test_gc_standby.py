@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from deploytools import Deployment, deployment, image_config, push_small_image
 
+from regdeploy.deploy.units import STANDBY_ENV
 from regdeploy.verify.registry_api import RegistryClient
 
 __all__ = ["deployment"]
@@ -164,7 +165,14 @@ def test_up_after_a_gc_killed_in_its_window_removes_the_standby_and_is_writable(
             pytest.fail("gc never started its standby")
     finally:
         gc.wait(30)
-    assert docker_client.containers.list(filters={"name": standby})
+    (left,) = docker_client.containers.list(filters={"name": standby})
+    hc, config = left.attrs["HostConfig"], left.attrs["Config"]  # hardened as every unit
+    assert config["User"] == "65532:65532" and hc["ReadonlyRootfs"] is True and hc["CapDrop"] == ["ALL"]
+    assert "no-new-privileges:true" in hc["SecurityOpt"] and hc["Memory"] > 0 and hc["PidsLimit"] > 0
+    names = {e.split("=")[0] for e in config["Env"]} - {"PATH"}  # the image's own PATH aside
+    assert not hc["PortBindings"] and names == set(STANDBY_ENV), names
+    password = d.password()
+    assert password not in left.logs().decode() and password not in json.dumps(left.attrs)
     status = d.run("status", "--json")
     units = {u["name"]: u for u in json.loads(status.stdout)["hosts"]["localhost"]["units"]}
     assert units[standby]["role"].startswith("standby (read-only") and units[standby]["running"], units
